@@ -1,5 +1,10 @@
 //! The `groups` table, with its foreign key to `grouptypes` and indexes on
 //! `grouptype_id` and `externalId`.
+//!
+//! A group type that groups still use cannot be deleted. That is `NO ACTION`
+//! rather than `RESTRICT`: the same refusal on every backend, but SQLite
+//! reports it as a plain foreign-key violation (extended code 787) instead of
+//! `SQLITE_CONSTRAINT_TRIGGER` (1811), which error classifiers do not map.
 
 use sea_orm::DbBackend;
 use sea_orm_migration::sea_query::{ColumnDef, ForeignKey, ForeignKeyAction, Index, Table};
@@ -54,7 +59,7 @@ impl MigrationTrait for Migration {
                             .from(Groups::Table, Groups::GrouptypeId)
                             .to(Grouptypes::Table, Grouptypes::Id)
                             .on_update(ForeignKeyAction::Cascade)
-                            .on_delete(ForeignKeyAction::Restrict),
+                            .on_delete(ForeignKeyAction::NoAction),
                     )
                     .to_owned(),
             )

@@ -1,1 +1,12 @@
-//! it
+//! Roster's integration tests: one binary, one module per capability, every
+//! test body run against SQLite, PostgreSQL and MySQL/MariaDB in a fresh
+//! database of its own (see `roster-testkit`).
+//!
+//! `cargo test` runs the backends it can reach and prints which ones ran;
+//! `ROSTER_TEST_REQUIRE=postgres,mysql` makes an unreachable one fail.
+
+mod constraints;
+mod entity;
+mod fixtures;
+mod migrations;
+mod sequence;

@@ -39,7 +39,7 @@ pub enum Relation {
         from = "Column::GrouptypeId",
         to = "grouptype::Column::Id",
         on_update = "Cascade",
-        on_delete = "Restrict"
+        on_delete = "NoAction"
     )]
     GroupType,
     /// The group's membership rows.

@@ -1,0 +1,60 @@
+//! Rows and helpers shared by the tests.
+
+use chrono::{DateTime, TimeZone, Utc};
+use roster::entity::{group, grouptype, user, users_groups};
+use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, DatabaseConnection};
+
+/// A fixed timestamp with non-zero microseconds.
+pub fn timestamp() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 15)
+        .single()
+        .expect("valid date")
+        + chrono::Duration::microseconds(123_456)
+}
+
+pub async fn grouptype(conn: &DatabaseConnection, name: &str) -> grouptype::Model {
+    grouptype::ActiveModel {
+        id: NotSet,
+        name: Set(Some(name.to_owned())),
+        lastchange: Set(timestamp()),
+    }
+    .insert(conn)
+    .await
+    .expect("insert grouptype")
+}
+
+pub async fn user(conn: &DatabaseConnection, name: &str) -> user::Model {
+    user::ActiveModel {
+        id: NotSet,
+        name: Set(Some(name.to_owned())),
+        surname: Set(None),
+        email: Set(None),
+        lastchange: Set(timestamp()),
+        external_id: Set(None),
+    }
+    .insert(conn)
+    .await
+    .expect("insert user")
+}
+
+pub async fn group(conn: &DatabaseConnection, name: &str, grouptype_id: Option<i64>) -> group::Model {
+    group::ActiveModel {
+        id: NotSet,
+        name: Set(Some(name.to_owned())),
+        lastchange: Set(timestamp()),
+        entry_year_id: Set(None),
+        external_id: Set(None),
+        grouptype_id: Set(grouptype_id),
+    }
+    .insert(conn)
+    .await
+    .expect("insert group")
+}
+
+pub fn membership(user_id: i64, group_id: i64) -> users_groups::ActiveModel {
+    users_groups::ActiveModel {
+        id: NotSet,
+        user_id: Set(user_id),
+        group_id: Set(group_id),
+    }
+}
