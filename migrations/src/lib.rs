@@ -18,15 +18,13 @@
 //! # async fn main() -> Result<(), roster_migrations::Error> {
 //! use roster_migrations::{Action, run};
 //!
-//! let dir = tempfile_dir();
-//! let url = format!("sqlite://{}/roster.db?mode=rwc", dir.display());
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("roster.db");
+//! let url = format!("sqlite://{}?mode=rwc", path.display());
 //! let report = run(&url, Action::Up { steps: None }).await?;
+//! assert_eq!(report.applied.len(), 5);
 //! assert!(report.states.iter().all(|m| m.applied));
 //! # Ok(()) }
-//! # fn tempfile_dir() -> std::path::PathBuf {
-//! #     let d = std::env::temp_dir().join(format!("roster-doc-{}", std::process::id()));
-//! #     std::fs::create_dir_all(&d).unwrap(); d
-//! # }
 //! ```
 
 use sea_orm_migration::{MigrationTrait, MigratorTrait};

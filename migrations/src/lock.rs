@@ -95,8 +95,7 @@ impl MigrationLock {
 // MySQL lock names are server-wide, so the name carries the database (hashed:
 // lock names are limited to 64 characters).
 const MYSQL_GET_LOCK: &str = "SELECT GET_LOCK(CONCAT('roster_migrate_', SHA1(DATABASE())), ?)";
-const MYSQL_RELEASE_LOCK: &str =
-    "SELECT RELEASE_LOCK(CONCAT('roster_migrate_', SHA1(DATABASE())))";
+const MYSQL_RELEASE_LOCK: &str = "SELECT RELEASE_LOCK(CONCAT('roster_migrate_', SHA1(DATABASE())))";
 
 async fn acquire_postgres(url: &str, timeout: Duration) -> Result<PgConnection> {
     let mut conn = PgConnection::connect(url)
@@ -192,9 +191,8 @@ pub fn sqlite_lock_path(url: &str) -> Option<PathBuf> {
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let in_memory = path.is_empty()
-        || path == ":memory:"
-        || query.split('&').any(|kv| kv == "mode=memory");
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
     if in_memory {
         return None;
     }

@@ -1,7 +1,7 @@
 //! The `grouptypes` table.
 
-use sea_orm_migration::sea_query::Table;
 use sea_orm::{DbErr, DeriveIden, DeriveMigrationName};
+use sea_orm_migration::sea_query::Table;
 use sea_orm_migration::{MigrationTrait, SchemaManager, async_trait};
 
 use crate::columns;

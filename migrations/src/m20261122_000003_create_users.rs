@@ -1,7 +1,7 @@
 //! The `users` table, with an index on `externalId`.
 
-use sea_orm_migration::sea_query::{ColumnDef, Index, Table};
 use sea_orm::{DbErr, DeriveIden, DeriveMigrationName};
+use sea_orm_migration::sea_query::{ColumnDef, Index, Table};
 use sea_orm_migration::{MigrationTrait, SchemaManager, async_trait};
 
 use crate::columns;

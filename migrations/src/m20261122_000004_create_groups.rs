@@ -7,8 +7,8 @@
 //! `SQLITE_CONSTRAINT_TRIGGER` (1811), which error classifiers do not map.
 
 use sea_orm::DbBackend;
-use sea_orm_migration::sea_query::{ColumnDef, ForeignKey, ForeignKeyAction, Index, Table};
 use sea_orm::{DbErr, DeriveIden, DeriveMigrationName};
+use sea_orm_migration::sea_query::{ColumnDef, ForeignKey, ForeignKeyAction, Index, Table};
 use sea_orm_migration::{MigrationTrait, SchemaManager, async_trait};
 
 use crate::columns;
@@ -74,7 +74,9 @@ impl MigrationTrait for Migration {
             )
             .await?;
         let mut external_id = Index::create();
-        external_id.name("idx_groups_external_id").table(Groups::Table);
+        external_id
+            .name("idx_groups_external_id")
+            .table(Groups::Table);
         if backend == DbBackend::MySql {
             external_id.col((Groups::ExternalId, EXTERNAL_ID_PREFIX));
         } else {

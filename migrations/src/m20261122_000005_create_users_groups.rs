@@ -2,8 +2,8 @@
 //! (deleting either removes its memberships), `UNIQUE (user_id, group_id)`,
 //! which also serves lookups by `user_id`, and an index on `group_id`.
 
-use sea_orm_migration::sea_query::{ColumnDef, ForeignKey, ForeignKeyAction, Index, Table};
 use sea_orm::{DbErr, DeriveIden, DeriveMigrationName};
+use sea_orm_migration::sea_query::{ColumnDef, ForeignKey, ForeignKeyAction, Index, Table};
 use sea_orm_migration::{MigrationTrait, SchemaManager, async_trait};
 
 use crate::columns;
@@ -41,7 +41,11 @@ impl MigrationTrait for Migration {
                     .table(UsersGroups::Table)
                     .col(columns::id(backend, UsersGroups::Id))
                     .col(ColumnDef::new(UsersGroups::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(UsersGroups::GroupId).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(UsersGroups::GroupId)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_users_groups_user_id")

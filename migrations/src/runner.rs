@@ -200,13 +200,22 @@ mod tests {
             redact("postgres://app:s3cr%40t@db:5432/roster?sslmode=require"),
             "postgres://app:***@db:5432/roster?sslmode=require"
         );
-        assert_eq!(redact("mysql://root@127.0.0.1/x"), "mysql://root@127.0.0.1/x");
-        assert_eq!(redact("sqlite://roster.db?mode=rwc"), "sqlite://roster.db?mode=rwc");
+        assert_eq!(
+            redact("mysql://root@127.0.0.1/x"),
+            "mysql://root@127.0.0.1/x"
+        );
+        assert_eq!(
+            redact("sqlite://roster.db?mode=rwc"),
+            "sqlite://roster.db?mode=rwc"
+        );
     }
 
     #[test]
     fn backend_is_chosen_from_the_scheme() {
-        assert_eq!(backend_of("postgresql://h/d").ok(), Some(DbBackend::Postgres));
+        assert_eq!(
+            backend_of("postgresql://h/d").ok(),
+            Some(DbBackend::Postgres)
+        );
         assert_eq!(backend_of("mariadb://h/d").ok(), Some(DbBackend::MySql));
         assert_eq!(backend_of("sqlite::memory:").ok(), Some(DbBackend::Sqlite));
         assert!(matches!(

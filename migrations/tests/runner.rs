@@ -73,7 +73,10 @@ async fn concurrent_runners_apply_each_migration_once(db: &TestDb) {
     assert_eq!(unique, versions, "a migration was recorded twice");
     let manager = SchemaManager::new(db.conn());
     for table in ["grouptypes", "users", "groups", "users_groups"] {
-        assert!(manager.has_table(table).await.expect("has_table"), "{table} missing");
+        assert!(
+            manager.has_table(table).await.expect("has_table"),
+            "{table} missing"
+        );
     }
 }
 
@@ -82,7 +85,10 @@ async fn runner_waits_for_the_lock_before_touching_anything(db: &TestDb) {
         .await
         .expect("take the lock");
     let blocked = migrate(db, &["--lock-timeout", "1", "up"]).await;
-    assert!(!blocked.status.success(), "runner ran while the lock was held");
+    assert!(
+        !blocked.status.success(),
+        "runner ran while the lock was held"
+    );
     assert!(
         text(&blocked.stderr).contains("timed out"),
         "{}",
@@ -90,7 +96,12 @@ async fn runner_waits_for_the_lock_before_touching_anything(db: &TestDb) {
     );
     // Not even the bookkeeping table was created while waiting.
     let manager = SchemaManager::new(db.conn());
-    assert!(!manager.has_table("seaql_migrations").await.expect("has_table"));
+    assert!(
+        !manager
+            .has_table("seaql_migrations")
+            .await
+            .expect("has_table")
+    );
 
     held.release().await.expect("release the lock");
     let free = migrate(db, &["--lock-timeout", "5", "up"]).await;
@@ -102,17 +113,34 @@ async fn status_reports_and_changes_nothing(db: &TestDb) {
     let out = migrate(db, &["status"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("pending ")).count(), MIGRATIONS, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("pending ")).count(),
+        MIGRATIONS,
+        "{stdout}"
+    );
     assert!(stdout.contains("0 of 5 migrations applied"), "{stdout}");
     let manager = SchemaManager::new(db.conn());
-    assert!(!manager.has_table("seaql_migrations").await.expect("has_table"));
+    assert!(
+        !manager
+            .has_table("seaql_migrations")
+            .await
+            .expect("has_table")
+    );
 
     let up = migrate(db, &["up", "-n", "3"]).await;
     assert!(up.status.success(), "{}", text(&up.stderr));
     let out = migrate(db, &["status"]).await;
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("applied ")).count(), 3, "{stdout}");
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("pending ")).count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("applied ")).count(),
+        3,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("pending ")).count(),
+        2,
+        "{stdout}"
+    );
 }
 
 async fn bad_url_fails_with_a_clear_message(db: &TestDb) {

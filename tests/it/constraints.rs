@@ -42,7 +42,10 @@ async fn membership_needs_existing_user_and_group(db: &TestDb) {
         .await
         .expect_err("unknown user must be rejected");
     assert!(
-        matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))),
+        matches!(
+            err.sql_err(),
+            Some(SqlErr::ForeignKeyConstraintViolation(_))
+        ),
         "expected a foreign-key violation, got {err:?}"
     );
     assert_eq!(UsersGroups::find().count(conn).await.expect("count"), 0);
@@ -55,7 +58,10 @@ async fn deleting_a_user_or_group_removes_its_memberships(db: &TestDb) {
     let chess = fixtures::group(conn, "chess", None).await;
     let go = fixtures::group(conn, "go", None).await;
     for (u, g) in [(ada.id, chess.id), (bob.id, chess.id), (bob.id, go.id)] {
-        fixtures::membership(u, g).insert(conn).await.expect("membership");
+        fixtures::membership(u, g)
+            .insert(conn)
+            .await
+            .expect("membership");
     }
     ada.delete(conn).await.expect("delete user");
     assert_eq!(UsersGroups::find().count(conn).await.expect("count"), 2);
@@ -76,7 +82,10 @@ async fn grouptype_in_use_cannot_be_deleted(db: &TestDb) {
         .await
         .expect_err("a group type with groups must not be deleted");
     assert!(
-        matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_))),
+        matches!(
+            err.sql_err(),
+            Some(SqlErr::ForeignKeyConstraintViolation(_))
+        ),
         "expected a foreign-key violation, got {err:?}"
     );
     assert_eq!(GroupType::find().count(conn).await.expect("count"), 1);

@@ -37,7 +37,11 @@ pub async fn user(conn: &DatabaseConnection, name: &str) -> user::Model {
     .expect("insert user")
 }
 
-pub async fn group(conn: &DatabaseConnection, name: &str, grouptype_id: Option<i64>) -> group::Model {
+pub async fn group(
+    conn: &DatabaseConnection,
+    name: &str,
+    grouptype_id: Option<i64>,
+) -> group::Model {
     group::ActiveModel {
         id: NotSet,
         name: Set(Some(name.to_owned())),

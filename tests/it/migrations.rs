@@ -55,7 +55,10 @@ async fn up_down_up_round_trips(db: &TestDb) {
     assert_eq!(tables_present(db).await, TABLES);
     let manager = SchemaManager::new(db.conn());
     for (table, index) in INDEXES {
-        assert!(manager.has_index(table, index).await.expect("has_index"), "{index} missing");
+        assert!(
+            manager.has_index(table, index).await.expect("has_index"),
+            "{index} missing"
+        );
     }
     if db.backend() == Backend::Postgres {
         assert!(sequence_exists(db).await);
@@ -64,7 +67,10 @@ async fn up_down_up_round_trips(db: &TestDb) {
     let down = migrate(db, Action::Down { steps: None }).await;
     assert_eq!(down.rolled_back.len(), 5, "{down:?}");
     assert_eq!(applied(&down), 0);
-    assert!(tables_present(db).await.is_empty(), "down left tables behind");
+    assert!(
+        tables_present(db).await.is_empty(),
+        "down left tables behind"
+    );
     if db.backend() == Backend::Postgres {
         assert!(!sequence_exists(db).await, "down left all_id_seq behind");
     }
@@ -81,7 +87,10 @@ async fn steps_apply_and_roll_back_one_at_a_time(db: &TestDb) {
     let two = migrate(db, Action::Up { steps: Some(2) }).await;
     assert_eq!(
         two.applied,
-        ["m20261122_000001_create_id_sequence", "m20261122_000002_create_grouptypes"]
+        [
+            "m20261122_000001_create_id_sequence",
+            "m20261122_000002_create_grouptypes"
+        ]
     );
     assert_eq!(tables_present(db).await, ["grouptypes"]);
 

@@ -26,7 +26,10 @@ async fn ids_are_distinct_across_tables(db: &TestDb) {
         .await
         .expect("select")
         .expect("row");
-    assert_eq!(row.try_get::<i64>("", "last_value").expect("last_value"), member.id);
+    assert_eq!(
+        row.try_get::<i64>("", "last_value").expect("last_value"),
+        member.id
+    );
 
     let defaults = conn
         .query_all_raw(Statement::from_string(
@@ -43,7 +46,10 @@ async fn ids_are_distinct_across_tables(db: &TestDb) {
             row.try_get("", "t").expect("t"),
             row.try_get("", "d").expect("d"),
         );
-        assert!(default.contains("all_id_seq"), "{table}.id defaults to {default}");
+        assert!(
+            default.contains("all_id_seq"),
+            "{table}.id defaults to {default}"
+        );
     }
 }
 

@@ -135,10 +135,17 @@ impl Drop for TestDb {
 
 async fn drop_database(backend: Backend, admin_url: &str, name: &str) -> Result<(), String> {
     let admin = admin_connect(admin_url).await?;
-    let run = async |sql: String| admin.execute_unprepared(&sql).await.map_err(|e| format!("{sql}: {e}"));
+    let run = async |sql: String| {
+        admin
+            .execute_unprepared(&sql)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))
+    };
     match backend {
         // FORCE ends the test's remaining connections (PostgreSQL 13+).
-        Backend::Postgres => run(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?,
+        Backend::Postgres => {
+            run(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?
+        }
         Backend::MySql => {
             // A connection left inside a transaction (a panicking test) holds
             // metadata locks that would make DROP DATABASE wait: end it first.
@@ -175,7 +182,13 @@ fn unique_name(test: &str) -> String {
         .collect::<Vec<_>>()
         .join("_")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     format!("rt_{slug}_{:016x}", rand::random::<u64>())
@@ -214,6 +227,9 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with("rt_round_trip_postgres_"), "{a}");
         assert!(a.len() <= 63);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
     }
 }
