@@ -1,0 +1,48 @@
+//! The loader's error type.
+
+use std::sync::Arc;
+
+/// An error from a [`BatchSource`](crate::BatchSource): any error type, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a load failed. Cheap to clone: one failed batch hands the same error
+/// to every caller waiting on it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The batch query failed; every load of the batch gets this error.
+    /// Errors are not cached: a later load asks again.
+    #[error("loading a batch of {ids} id(s) from `{source_name}` failed")]
+    Source {
+        /// The source's name (e.g. the table).
+        source_name: &'static str,
+        /// How many ids the failed batch asked for.
+        ids: usize,
+        /// The source's error (for entity sources, a `sea_orm::DbErr`).
+        #[source]
+        source: Arc<BoxError>,
+    },
+    /// The task answering the batch ended without an answer (its runtime
+    /// shut down, or the source panicked).
+    #[error("the batch loading from `{source_name}` ended without a result")]
+    BatchVanished {
+        /// The source's name.
+        source_name: &'static str,
+    },
+    /// `load` was called outside a tokio runtime, which dispatches batches.
+    #[error("the loader needs a tokio runtime to dispatch batches")]
+    NoRuntime,
+}
+
+impl Error {
+    /// The `sea_orm::DbErr` behind a failed batch, if the source was a database.
+    pub fn db_err(&self) -> Option<&sea_orm::DbErr> {
+        match self {
+            Error::Source { source, .. } => source.downcast_ref::<sea_orm::DbErr>(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! [`Loader`]: coalesces concurrent loads into batches, caches the answers.
+//!
+//! # How a batch forms, without a timer
+//! The first load that misses the cache opens a batch and spawns a
+//! dispatcher task. The dispatcher yields to the runtime, so that every other
+//! ready task (a GraphQL executor's sibling resolvers, spawned tasks) runs and
+//! adds its ids, and keeps yielding while the batch still grows. Once it has
+//! stopped growing it seals the batch and queries it. A lone caller pays a
+//! couple of yields (microseconds), never a timer tick.
+//!
+//! Callers only wait for the batch's result: dropping a caller's future
+//! cannot stall, cancel or corrupt the batch for the others. If the
+//! dispatcher itself disappears (runtime shutdown, a panicking source), a
+//! drop guard answers every waiter with [`Error::BatchVanished`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tokio::sync::SetOnce;
+use tracing::Instrument;
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::metrics::LoaderMetrics;
+use crate::options::LoaderOptions;
+use crate::source::BatchSource;
+
+/// How many times a dispatcher yields at most before sealing its batch.
+const MAX_YIELDS: usize = 32;
+/// How many consecutive yields without new ids seal a batch.
+const QUIET_YIELDS: usize = 2;
+
+/// A batching, caching loader of values by `i64` id, for one request.
+///
+/// Cheap to clone (an `Arc`); clones share batches and cache. Build one per
+/// request (the cache lives as long as the loader) from a
+/// [`BatchSource`]: [`EntitySource`](crate::EntitySource) for rows by
+/// primary key, [`RelationSource`](crate::RelationSource) for related rows by
+/// parent id, or your own. Dispatch needs a tokio runtime (current-thread or
+/// multi-thread).
+pub struct Loader<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for Loader<T> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Loader<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("source", &self.shared.name)
+            .field("max_batch", &self.shared.max_batch)
+            .field("cache", &self.shared.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared<T> {
+    source: Box<dyn BatchSource<Value = T>>,
+    name: &'static str,
+    cache: Option<Box<dyn Cache<T>>>,
+    max_batch: usize,
+    metrics: Arc<LoaderMetrics>,
+    /// The batch being filled, and which batch answers each id in flight.
+    /// Locked only for short bookkeeping, never across an `.await`; a panic
+    /// elsewhere cannot poison it (poisoning is ignored: every critical
+    /// section leaves the state consistent before it can unwind).
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    open: Option<Arc<Batch<T>>>,
+    in_flight: HashMap<i64, Arc<Batch<T>>>,
+}
+
+type BatchResult<T> = Result<Arc<HashMap<i64, T>>, Error>;
+
+struct Batch<T> {
+    /// The batch's distinct ids. Appended to only while the batch is
+    /// `State::open`, and always under the `State` lock.
+    ids: Mutex<Vec<i64>>,
+    opened: Instant,
+    result: SetOnce<BatchResult<T>>,
+}
+
+/// What a load resolves to: a cached answer, or a batch to wait for.
+enum Slot<T> {
+    Ready(Option<T>),
+    Wait(Arc<Batch<T>>),
+}
+
+fn lock<U>(mutex: &Mutex<U>) -> MutexGuard<'_, U> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<T: Clone + Send + Sync + 'static> Loader<T> {
+    /// A loader over `source` with the default options.
+    pub fn new(source: impl BatchSource<Value = T>) -> Self {
+        Self::with_options(source, LoaderOptions::default())
+    }
+
+    /// A loader over `source` with `options`.
+    pub fn with_options(source: impl BatchSource<Value = T>, options: LoaderOptions<T>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                name: source.name(),
+                source: Box::new(source),
+                cache: options.cache,
+                max_batch: options.max_batch,
+                metrics: options.metrics,
+                state: Mutex::new(State {
+                    open: None,
+                    in_flight: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    /// The source's name.
+    pub fn name(&self) -> &'static str {
+        self.shared.name
+    }
+
+    /// The metrics this loader records into.
+    pub fn metrics(&self) -> &Arc<LoaderMetrics> {
+        &self.shared.metrics
+    }
+
+    /// Loads the value of `id`: `None` if the source has none.
+    ///
+    /// Joins the batch being formed (or the one already asking for `id`);
+    /// answers from the cache when it can.
+    pub async fn load(&self, id: i64) -> Result<Option<T>> {
+        let shared = &self.shared;
+        if let Some(hit) = shared.cached(id) {
+            shared.metrics.load(1);
+            shared.metrics.cache_hit();
+            return Ok(hit);
+        }
+        let slot = self.register(&[id])?.pop();
+        match slot {
+            Some(slot) => resolve(id, slot).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Loads many ids at once: the answers in input order, `None` for ids
+    /// without a value. Duplicates are asked for once.
+    pub async fn load_many(&self, ids: &[i64]) -> Result<Vec<Option<T>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots = self.register(ids)?;
+        let mut values = Vec::with_capacity(ids.len());
+        for (&id, slot) in ids.iter().zip(slots) {
+            values.push(resolve(id, slot).await?);
+        }
+        Ok(values)
+    }
+
+    /// Caches `value` for `id` (e.g. a row the request has just written), so
+    /// later loads return it without a query. A batch already asking for
+    /// `id` still answers its own waiters, but no longer caches its answer.
+    pub fn prime(&self, id: i64, value: Option<T>) {
+        let mut state = lock(&self.shared.state);
+        state.in_flight.remove(&id);
+        if let Some(cache) = &self.shared.cache {
+            cache.insert(id, value);
+        }
+    }
+
+    /// Forgets `id`: the next load asks the source again.
+    pub fn clear(&self, id: i64) {
+        let mut state = lock(&self.shared.state);
+        state.in_flight.remove(&id);
+        if let Some(cache) = &self.shared.cache {
+            cache.remove(id);
+        }
+    }
+
+    /// Forgets everything cached or in flight.
+    pub fn clear_all(&self) {
+        let mut state = lock(&self.shared.state);
+        state.in_flight.clear();
+        if let Some(cache) = &self.shared.cache {
+            cache.clear();
+        }
+    }
+
+    /// Finds or queues every id, under one lock; spawns dispatchers for the
+    /// batches it opened.
+    fn register(&self, ids: &[i64]) -> Result<Vec<Slot<T>>> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let shared = &self.shared;
+        shared.metrics.load(ids.len() as u64);
+        let mut opened = Vec::new();
+        let mut slots = Vec::with_capacity(ids.len());
+        {
+            let mut state = lock(&shared.state);
+            for &id in ids {
+                if let Some(hit) = shared.cached(id) {
+                    shared.metrics.cache_hit();
+                    slots.push(Slot::Ready(hit));
+                    continue;
+                }
+                if let Some(batch) = state.in_flight.get(&id) {
+                    shared.metrics.deduplicated();
+                    slots.push(Slot::Wait(Arc::clone(batch)));
+                    continue;
+                }
+                let batch = match &state.open {
+                    Some(batch) => Arc::clone(batch),
+                    None => {
+                        let batch = Arc::new(Batch {
+                            ids: Mutex::new(Vec::new()),
+                            opened: Instant::now(),
+                            result: SetOnce::new(),
+                        });
+                        state.open = Some(Arc::clone(&batch));
+                        opened.push(Arc::clone(&batch));
+                        batch
+                    }
+                };
+                let full = {
+                    let mut batch_ids = lock(&batch.ids);
+                    batch_ids.push(id);
+                    batch_ids.len() >= shared.max_batch
+                };
+                if full {
+                    state.open = None;
+                }
+                state.in_flight.insert(id, Arc::clone(&batch));
+                slots.push(Slot::Wait(batch));
+            }
+        }
+        for batch in opened {
+            // The guard travels inside the task: if the task is dropped
+            // before it finishes (even unpolled), the guard answers the waiters.
+            let guard = DispatchGuard {
+                shared: Arc::clone(shared),
+                batch,
+                armed: true,
+            };
+            runtime.spawn(dispatch(guard));
+        }
+        Ok(slots)
+    }
+}
+
+async fn resolve<T: Clone>(id: i64, slot: Slot<T>) -> Result<Option<T>> {
+    match slot {
+        Slot::Ready(value) => Ok(value),
+        Slot::Wait(batch) => match batch.result.wait().await {
+            Ok(values) => Ok(values.get(&id).cloned()),
+            Err(e) => Err(e.clone()),
+        },
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Shared<T> {
+    fn cached(&self, id: i64) -> Option<Option<T>> {
+        self.cache.as_ref().and_then(|cache| cache.get(id))
+    }
+
+    fn batch_len(&self, batch: &Batch<T>) -> usize {
+        let _state = lock(&self.state);
+        lock(&batch.ids).len()
+    }
+
+    /// Closes `batch` to new ids and takes its ids.
+    fn seal(&self, batch: &Arc<Batch<T>>) -> Vec<i64> {
+        let mut state = lock(&self.state);
+        if state
+            .open
+            .as_ref()
+            .is_some_and(|open| Arc::ptr_eq(open, batch))
+        {
+            state.open = None;
+        }
+        std::mem::take(&mut *lock(&batch.ids))
+    }
+
+    /// Caches the answers for the ids this batch still owns, then answers
+    /// the waiters.
+    fn finish(&self, batch: &Arc<Batch<T>>, ids: &[i64], result: BatchResult<T>) {
+        {
+            let mut state = lock(&self.state);
+            for id in ids {
+                let owned = state
+                    .in_flight
+                    .get(id)
+                    .is_some_and(|b| Arc::ptr_eq(b, batch));
+                if !owned {
+                    continue; // primed, cleared, or never ours
+                }
+                state.in_flight.remove(id);
+                if let (Ok(values), Some(cache)) = (&result, &self.cache) {
+                    cache.insert(*id, values.get(id).cloned());
+                }
+            }
+        }
+        let _ = batch.result.set(result);
+    }
+}
+
+/// Runs one batch: coalesce, seal, query, answer.
+async fn dispatch<T: Clone + Send + Sync + 'static>(mut guard: DispatchGuard<T>) {
+    let shared = Arc::clone(&guard.shared);
+    let batch = Arc::clone(&guard.batch);
+
+    let mut seen = shared.batch_len(&batch);
+    let mut quiet = 0;
+    for _ in 0..MAX_YIELDS {
+        if seen >= shared.max_batch {
+            break;
+        }
+        tokio::task::yield_now().await;
+        let now = shared.batch_len(&batch);
+        if now == seen {
+            quiet += 1;
+            if quiet >= QUIET_YIELDS {
+                break;
+            }
+        } else {
+            quiet = 0;
+            seen = now;
+        }
+    }
+
+    let ids = shared.seal(&batch);
+    let waited = batch.opened.elapsed();
+    shared.metrics.batch(ids.len(), waited);
+    let span = tracing::debug_span!(
+        "roster_loader.batch",
+        source = shared.name,
+        ids = ids.len(),
+        statements = tracing::field::Empty,
+        waited_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+    );
+    let result = query(&shared, &ids).instrument(span).await;
+    shared.finish(&batch, &ids, result);
+    guard.armed = false;
+}
+
+/// Asks the source for `ids`, split into calls it can take.
+async fn query<T: Clone + Send + Sync + 'static>(
+    shared: &Shared<T>,
+    ids: &[i64],
+) -> BatchResult<T> {
+    let per_call = shared.source.max_ids_per_call().max(1);
+    let mut values = HashMap::with_capacity(ids.len());
+    let mut statements = 0_u64;
+    for chunk in ids.chunks(per_call) {
+        statements += 1;
+        shared.metrics.statement();
+        match shared.source.load(chunk).await {
+            Ok(found) => values.extend(found),
+            Err(source) => {
+                shared.metrics.failed_batch();
+                tracing::Span::current().record("statements", statements);
+                tracing::warn!(source = shared.name, ids = ids.len(), error = %source, "batch failed");
+                return Err(Error::Source {
+                    source_name: shared.name,
+                    ids: ids.len(),
+                    source: Arc::new(source),
+                });
+            }
+        }
+    }
+    tracing::Span::current().record("statements", statements);
+    Ok(Arc::new(values))
+}
+
+/// Answers a batch's waiters with [`Error::BatchVanished`] if its dispatcher
+/// is dropped before it finishes.
+struct DispatchGuard<T: Clone + Send + Sync + 'static> {
+    shared: Arc<Shared<T>>,
+    batch: Arc<Batch<T>>,
+    armed: bool,
+}
+
+impl<T: Clone + Send + Sync + 'static> Drop for DispatchGuard<T> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        {
+            let mut state = lock(&self.shared.state);
+            if state
+                .open
+                .as_ref()
+                .is_some_and(|open| Arc::ptr_eq(open, &self.batch))
+            {
+                state.open = None;
+            }
+            state
+                .in_flight
+                .retain(|_, batch| !Arc::ptr_eq(batch, &self.batch));
+        }
+        let _ = self.batch.result.set(Err(Error::BatchVanished {
+            source_name: self.shared.name,
+        }));
+    }
+}

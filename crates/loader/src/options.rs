@@ -1,0 +1,72 @@
+//! [`LoaderOptions`]: cache on/off or your own cache, batch size, metrics.
+
+use std::sync::Arc;
+
+use crate::cache::{Cache, MapCache};
+use crate::metrics::LoaderMetrics;
+
+/// The default maximum number of distinct ids in one batch.
+pub const DEFAULT_MAX_BATCH: usize = 10_000;
+
+/// How a [`Loader`](crate::Loader) behaves.
+///
+/// ```
+/// use std::sync::Arc;
+/// use roster_loader::{LoaderMetrics, LoaderOptions};
+///
+/// let shared_metrics = Arc::new(LoaderMetrics::new());
+/// let options = LoaderOptions::<String>::new()
+///     .max_batch(500)
+///     .metrics(shared_metrics.clone());
+/// # let _ = options;
+/// ```
+pub struct LoaderOptions<T> {
+    pub(crate) cache: Option<Box<dyn Cache<T>>>,
+    pub(crate) max_batch: usize,
+    pub(crate) metrics: Arc<LoaderMetrics>,
+}
+
+impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
+    fn default() -> Self {
+        Self {
+            cache: Some(Box::new(MapCache::default())),
+            max_batch: DEFAULT_MAX_BATCH,
+            metrics: Arc::new(LoaderMetrics::new()),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
+    /// The defaults: a per-request [`MapCache`], batches of at most
+    /// [`DEFAULT_MAX_BATCH`] ids, metrics of the loader's own.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Turns caching on (with a fresh [`MapCache`]) or off. Without a cache,
+    /// concurrent loads still share a batch, but every later load asks again.
+    pub fn cache_enabled(mut self, enabled: bool) -> Self {
+        self.cache = enabled.then(|| Box::new(MapCache::default()) as Box<dyn Cache<T>>);
+        self
+    }
+
+    /// Uses `cache` instead of the default map (e.g. a bounded cache).
+    pub fn cache(mut self, cache: impl Cache<T> + 'static) -> Self {
+        self.cache = Some(Box::new(cache));
+        self
+    }
+
+    /// At most `max` distinct ids per batch (at least 1); more ids start
+    /// another batch. Sources may split a batch further
+    /// ([`BatchSource::max_ids_per_call`](crate::BatchSource::max_ids_per_call)).
+    pub fn max_batch(mut self, max: usize) -> Self {
+        self.max_batch = max.max(1);
+        self
+    }
+
+    /// Records into `metrics`, e.g. one instance shared by all requests.
+    pub fn metrics(mut self, metrics: Arc<LoaderMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+}
