@@ -62,3 +62,26 @@ pub fn membership(user_id: i64, group_id: i64) -> users_groups::ActiveModel {
         group_id: Set(group_id),
     }
 }
+
+/// Inserts users with the given ids (named `user <id>`), in chunks.
+pub async fn seed_users(conn: &DatabaseConnection, ids: impl IntoIterator<Item = i64>) {
+    use roster::entity::prelude::User;
+    use sea_orm::EntityTrait;
+    let rows: Vec<user::ActiveModel> = ids
+        .into_iter()
+        .map(|id| user::ActiveModel {
+            id: Set(id),
+            name: Set(Some(format!("user {id}"))),
+            surname: Set(None),
+            email: Set(None),
+            lastchange: Set(timestamp()),
+            external_id: Set(None),
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        User::insert_many(chunk.to_vec())
+            .exec(conn)
+            .await
+            .expect("seed users");
+    }
+}

@@ -8,5 +8,6 @@
 mod constraints;
 mod entity;
 mod fixtures;
+mod loader;
 mod migrations;
 mod sequence;

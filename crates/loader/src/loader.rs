@@ -1,22 +1,31 @@
 //! [`Loader`]: coalesces concurrent loads into batches, caches the answers.
 //!
 //! # How a batch forms, without a timer
-//! The first load that misses the cache opens a batch and spawns a
-//! dispatcher task. The dispatcher yields to the runtime, so that every other
-//! ready task (a GraphQL executor's sibling resolvers, spawned tasks) runs and
-//! adds its ids, and keeps yielding while the batch still grows. Once it has
-//! stopped growing it seals the batch and queries it. A lone caller pays a
-//! couple of yields (microseconds), never a timer tick.
+//! The load that opens a batch *drives* it: inside the caller's own task it
+//! yields to the runtime, so that the caller's sibling futures (a GraphQL
+//! executor's resolvers, a `join_all`) and other ready tasks run and add
+//! their ids, and it keeps yielding while the batch still grows. Once a
+//! couple of yields bring no new id, it spawns the batch's query task. A batch that
+//! reaches the maximum size is dispatched at once. A lone caller pays two
+//! task yields (microseconds), never a timer tick.
 //!
-//! Callers only wait for the batch's result: dropping a caller's future
-//! cannot stall, cancel or corrupt the batch for the others. If the
-//! dispatcher itself disappears (runtime shutdown, a panicking source), a
-//! drop guard answers every waiter with [`Error::BatchVanished`].
+//! Yielding in the caller's task, rather than in a separate dispatcher task,
+//! matters on the multi-thread runtime: an idle worker would run a
+//! dispatcher's yields in parallel, in microseconds, and seal the batch while
+//! the caller is still adding ids.
+//!
+//! The query itself runs in a spawned task and callers only wait for its
+//! result: dropping a caller's future (even the driver's: its drop guard
+//! dispatches the batch) cannot stall, cancel or corrupt the batch for the
+//! others. If the query task disappears (runtime shutdown, a panicking
+//! source), its drop guard answers every waiter with [`Error::BatchVanished`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use tokio::runtime::Handle;
 use tokio::sync::SetOnce;
 use tracing::Instrument;
 
@@ -26,9 +35,12 @@ use crate::metrics::LoaderMetrics;
 use crate::options::LoaderOptions;
 use crate::source::BatchSource;
 
-/// How many times a dispatcher yields at most before sealing its batch.
+/// How many times a batch's driver yields at most before dispatching it.
 const MAX_YIELDS: usize = 32;
-/// How many consecutive yields without new ids seal a batch.
+/// How many consecutive yields without a new id end coalescing. Two, not
+/// one: on the multi-thread runtime the wake-ups that resume the caller's
+/// futures (a finished batch answering fifty waiters) may come from another
+/// worker while this one parks; a second round covers them.
 const QUIET_YIELDS: usize = 2;
 
 /// A batching, caching loader of values by `i64` id, for one request.
@@ -86,13 +98,18 @@ struct Batch<T> {
     /// `State::open`, and always under the `State` lock.
     ids: Mutex<Vec<i64>>,
     opened: Instant,
+    /// Set once, by whoever spawns the query task (the driver, a load that
+    /// filled the batch, or the driver's drop guard).
+    dispatched: AtomicBool,
     result: SetOnce<BatchResult<T>>,
 }
 
-/// What a load resolves to: a cached answer, or a batch to wait for.
+/// What a load resolves to: a cached answer, a batch to wait for, or a batch
+/// to drive (coalesce, then dispatch) and wait for.
 enum Slot<T> {
     Ready(Option<T>),
     Wait(Arc<Batch<T>>),
+    Drive(Arc<Batch<T>>),
 }
 
 fn lock<U>(mutex: &Mutex<U>) -> MutexGuard<'_, U> {
@@ -143,9 +160,8 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
             shared.metrics.cache_hit();
             return Ok(hit);
         }
-        let slot = self.register(&[id])?.pop();
-        match slot {
-            Some(slot) => resolve(id, slot).await,
+        match self.register(&[id])?.pop() {
+            Some(slot) => self.resolve(id, slot).await,
             None => Ok(None),
         }
     }
@@ -159,7 +175,7 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
         let slots = self.register(ids)?;
         let mut values = Vec::with_capacity(ids.len());
         for (&id, slot) in ids.iter().zip(slots) {
-            values.push(resolve(id, slot).await?);
+            values.push(self.resolve(id, slot).await?);
         }
         Ok(values)
     }
@@ -193,13 +209,15 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
         }
     }
 
-    /// Finds or queues every id, under one lock; spawns dispatchers for the
-    /// batches it opened.
+    /// Finds or queues every id, under one lock. Batches filled to the
+    /// maximum are dispatched at once; the slot that opened the batch left
+    /// open becomes its driver.
     fn register(&self, ids: &[i64]) -> Result<Vec<Slot<T>>> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let runtime = Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let shared = &self.shared;
         shared.metrics.load(ids.len() as u64);
-        let mut opened = Vec::new();
+        let mut full = Vec::new();
+        let mut driver = None;
         let mut slots = Vec::with_capacity(ids.len());
         {
             let mut state = lock(&shared.state);
@@ -220,50 +238,119 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                         let batch = Arc::new(Batch {
                             ids: Mutex::new(Vec::new()),
                             opened: Instant::now(),
+                            dispatched: AtomicBool::new(false),
                             result: SetOnce::new(),
                         });
                         state.open = Some(Arc::clone(&batch));
-                        opened.push(Arc::clone(&batch));
+                        driver = Some(slots.len());
                         batch
                     }
                 };
-                let full = {
+                let is_full = {
                     let mut batch_ids = lock(&batch.ids);
                     batch_ids.push(id);
                     batch_ids.len() >= shared.max_batch
                 };
-                if full {
+                if is_full {
                     state.open = None;
+                    full.push(Arc::clone(&batch));
                 }
                 state.in_flight.insert(id, Arc::clone(&batch));
                 slots.push(Slot::Wait(batch));
             }
         }
-        for batch in opened {
-            // The guard travels inside the task: if the task is dropped
-            // before it finishes (even unpolled), the guard answers the waiters.
-            let guard = DispatchGuard {
-                shared: Arc::clone(shared),
-                batch,
-                armed: true,
-            };
-            runtime.spawn(dispatch(guard));
+        for batch in &full {
+            shared.dispatch(&runtime, batch);
+        }
+        // The batch this call opened last, if still open, is driven by the
+        // slot that opened it.
+        if let Some(index) = driver
+            && let Some(Slot::Wait(batch)) = slots.get(index)
+            && !batch.dispatched.load(Ordering::Acquire)
+        {
+            let batch = Arc::clone(batch);
+            slots[index] = Slot::Drive(batch);
         }
         Ok(slots)
     }
-}
 
-async fn resolve<T: Clone>(id: i64, slot: Slot<T>) -> Result<Option<T>> {
-    match slot {
-        Slot::Ready(value) => Ok(value),
-        Slot::Wait(batch) => match batch.result.wait().await {
+    async fn resolve(&self, id: i64, slot: Slot<T>) -> Result<Option<T>> {
+        let batch = match slot {
+            Slot::Ready(value) => return Ok(value),
+            Slot::Wait(batch) => batch,
+            Slot::Drive(batch) => {
+                self.drive(&batch).await?;
+                batch
+            }
+        };
+        match batch.result.wait().await {
             Ok(values) => Ok(values.get(&id).cloned()),
             Err(e) => Err(e.clone()),
-        },
+        }
+    }
+
+    /// Lets the caller's task (and the runtime's other ready tasks) add ids
+    /// while the batch grows, then dispatches it.
+    async fn drive(&self, batch: &Arc<Batch<T>>) -> Result<()> {
+        let runtime = Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        let shared = &self.shared;
+        // Dispatches on every exit, including this future being dropped.
+        let _dispatch = DriveGuard {
+            shared,
+            batch,
+            runtime: &runtime,
+        };
+        let mut seen = shared.batch_len(batch);
+        let mut quiet = 0;
+        for _ in 0..MAX_YIELDS {
+            if seen >= shared.max_batch || batch.dispatched.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::task::yield_now().await;
+            let now = shared.batch_len(batch);
+            if now == seen {
+                quiet += 1;
+                if quiet == QUIET_YIELDS {
+                    break;
+                }
+            } else {
+                quiet = 0;
+                seen = now;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Dispatches a batch when its driver finishes or is dropped mid-way.
+struct DriveGuard<'a, T: Clone + Send + Sync + 'static> {
+    shared: &'a Arc<Shared<T>>,
+    batch: &'a Arc<Batch<T>>,
+    runtime: &'a Handle,
+}
+
+impl<T: Clone + Send + Sync + 'static> Drop for DriveGuard<'_, T> {
+    fn drop(&mut self) {
+        self.shared.dispatch(self.runtime, self.batch);
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> Shared<T> {
+    /// Spawns the batch's query task, unless someone already did.
+    fn dispatch(self: &Arc<Self>, runtime: &Handle, batch: &Arc<Batch<T>>) {
+        if batch.dispatched.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // The guard travels inside the task: if the task is dropped before
+        // it finishes (even unpolled), the guard answers the waiters.
+        let guard = QueryGuard {
+            shared: Arc::clone(self),
+            batch: Arc::clone(batch),
+            armed: true,
+        };
+        runtime.spawn(run_batch(guard));
+    }
+
     fn cached(&self, id: i64) -> Option<Option<T>> {
         self.cache.as_ref().and_then(|cache| cache.get(id))
     }
@@ -309,30 +396,10 @@ impl<T: Clone + Send + Sync + 'static> Shared<T> {
     }
 }
 
-/// Runs one batch: coalesce, seal, query, answer.
-async fn dispatch<T: Clone + Send + Sync + 'static>(mut guard: DispatchGuard<T>) {
+/// Runs one batch: seal, query, answer.
+async fn run_batch<T: Clone + Send + Sync + 'static>(mut guard: QueryGuard<T>) {
     let shared = Arc::clone(&guard.shared);
     let batch = Arc::clone(&guard.batch);
-
-    let mut seen = shared.batch_len(&batch);
-    let mut quiet = 0;
-    for _ in 0..MAX_YIELDS {
-        if seen >= shared.max_batch {
-            break;
-        }
-        tokio::task::yield_now().await;
-        let now = shared.batch_len(&batch);
-        if now == seen {
-            quiet += 1;
-            if quiet >= QUIET_YIELDS {
-                break;
-            }
-        } else {
-            quiet = 0;
-            seen = now;
-        }
-    }
-
     let ids = shared.seal(&batch);
     let waited = batch.opened.elapsed();
     shared.metrics.batch(ids.len(), waited);
@@ -377,15 +444,15 @@ async fn query<T: Clone + Send + Sync + 'static>(
     Ok(Arc::new(values))
 }
 
-/// Answers a batch's waiters with [`Error::BatchVanished`] if its dispatcher
+/// Answers a batch's waiters with [`Error::BatchVanished`] if its query task
 /// is dropped before it finishes.
-struct DispatchGuard<T: Clone + Send + Sync + 'static> {
+struct QueryGuard<T: Clone + Send + Sync + 'static> {
     shared: Arc<Shared<T>>,
     batch: Arc<Batch<T>>,
     armed: bool,
 }
 
-impl<T: Clone + Send + Sync + 'static> Drop for DispatchGuard<T> {
+impl<T: Clone + Send + Sync + 'static> Drop for QueryGuard<T> {
     fn drop(&mut self) {
         if !self.armed {
             return;
@@ -408,3 +475,6 @@ impl<T: Clone + Send + Sync + 'static> Drop for DispatchGuard<T> {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests;

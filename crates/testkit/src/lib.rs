@@ -6,6 +6,7 @@
 //! - [`Backend`]: the three backends and their admin URLs.
 //! - [`discovery`]: which backends are reachable, and `ROSTER_TEST_REQUIRE`.
 //! - [`TestDb`]: a fresh database, dropped by a guard when the test ends.
+//! - [`StatementLog`]: the statements a connection issued, to count queries.
 //! - [`backend_tests!`]: stamps one `#[tokio::test]` per backend for a body.
 //!
 //! # Environment
@@ -31,9 +32,11 @@
 //! ```
 
 pub mod discovery;
+mod statement_log;
 mod test_db;
 
 pub use discovery::Backend;
+pub use statement_log::StatementLog;
 pub use test_db::TestDb;
 
 /// Runs `body` against a fresh database on `backend`; `test` names the test
@@ -71,6 +74,24 @@ pub async fn run_migrated(backend: Backend, test: &str, body: impl AsyncFnOnce(&
 macro_rules! backend_tests {
     (migrated on $backends:tt: $($body:ident),+ $(,)?) => {
         $( $crate::backend_tests!(@one run_migrated $backends $body); )+
+    };
+    (current_thread migrated: $($body:ident),+ $(,)?) => {
+        $( $crate::backend_tests!(@one_flavor run_migrated [sqlite, postgres, mysql] $body (flavor = "current_thread")); )+
+    };
+    (@one_flavor $runner:ident [$($backend:ident),+] $body:ident $flavor:tt) => {
+        mod $body {
+            $(
+                #[tokio::test $flavor]
+                async fn $backend() {
+                    $crate::$runner(
+                        $crate::Backend::from_name(stringify!($backend)),
+                        concat!(module_path!(), "::", stringify!($backend)),
+                        super::$body,
+                    )
+                    .await;
+                }
+            )+
+        }
     };
     (migrated: $($body:ident),+ $(,)?) => {
         $crate::backend_tests!(migrated on [sqlite, postgres, mysql]: $($body),+);

@@ -93,6 +93,12 @@ impl TestDb {
         &self.name
     }
 
+    /// A second pool to this database that records every statement it
+    /// issues, for asserting how many queries an operation makes.
+    pub async fn logged_conn(&self) -> (DatabaseConnection, crate::StatementLog) {
+        crate::statement_log::connect_logged(&self.url).await
+    }
+
     /// Applies all of Roster's migrations.
     ///
     /// # Panics

@@ -1,0 +1,121 @@
+//! Loader behaviour that needs no database: timing, panics, custom caches.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{BatchSource, BoxError, Cache, Error, Loader, LoaderOptions, MapCache};
+
+/// Squares of ids up to 1,000; counts calls; panics on id 666.
+#[derive(Default)]
+struct Squares {
+    calls: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl BatchSource for Squares {
+    type Value = i64;
+    fn name(&self) -> &'static str {
+        "squares"
+    }
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, BoxError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        assert!(!ids.contains(&666), "the source panics on 666");
+        Ok(ids
+            .iter()
+            .filter(|&&id| id <= 1000)
+            .map(|&id| (id, id * id))
+            .collect())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sequential_loads_never_wait_on_a_timer() {
+    let source = Squares::default();
+    let calls = Arc::clone(&source.calls);
+    let loader = Loader::with_options(source, LoaderOptions::new().cache_enabled(false));
+    let start = tokio::time::Instant::now();
+    for id in 1..=100 {
+        assert_eq!(loader.load(id).await.expect("load"), Some(id * id));
+    }
+    // With the clock paused, any sleep would auto-advance it.
+    assert_eq!(tokio::time::Instant::now(), start, "the loader slept");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        100,
+        "one call per sequential load"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_loads_coalesce_without_a_timer() {
+    let source = Squares::default();
+    let calls = Arc::clone(&source.calls);
+    let loader = Loader::new(source);
+    let start = tokio::time::Instant::now();
+    let results = futures::future::join_all((1..=500).map(|id| loader.load(id))).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(tokio::time::Instant::now(), start);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_panicking_source_fails_its_batch_and_the_loader_carries_on() {
+    let loader = Loader::new(Squares::default());
+    let (bad, good) = tokio::join!(loader.load(666), loader.load(7));
+    assert!(matches!(bad, Err(Error::BatchVanished { .. })), "{bad:?}");
+    assert!(
+        matches!(good, Err(Error::BatchVanished { .. })),
+        "same batch: {good:?}"
+    );
+    assert_eq!(loader.load(7).await.expect("next batch works"), Some(49));
+}
+
+/// A cache that panics on one id, to prove a panic under the loader's lock
+/// does not poison it.
+#[derive(Default)]
+struct Touchy {
+    inner: MapCache<i64>,
+    inserts: Mutex<Vec<i64>>,
+}
+
+impl Cache<i64> for Arc<Touchy> {
+    fn get(&self, id: i64) -> Option<Option<i64>> {
+        self.inner.get(id)
+    }
+    fn insert(&self, id: i64, value: Option<i64>) {
+        self.inserts.lock().expect("inserts").push(id);
+        assert_ne!(id, 13, "the cache panics on 13");
+        self.inner.insert(id, value);
+    }
+    fn remove(&self, id: i64) {
+        self.inner.remove(id);
+    }
+    fn clear(&self) {
+        self.inner.clear();
+    }
+}
+
+#[tokio::test]
+async fn a_custom_cache_is_used_and_its_panic_does_not_poison_the_loader() {
+    let cache = Arc::new(Touchy::default());
+    let loader = Loader::with_options(
+        Squares::default(),
+        LoaderOptions::new().cache(Arc::clone(&cache)),
+    );
+    assert_eq!(loader.load(2).await.expect("load"), Some(4));
+    assert_eq!(*cache.inserts.lock().expect("inserts"), [2]);
+    assert!(
+        loader.load(13).await.is_err(),
+        "the batch whose caching panicked fails"
+    );
+    assert_eq!(loader.load(3).await.expect("still usable"), Some(9));
+    assert_eq!(loader.load(2).await.expect("cached"), Some(4));
+}
+
+#[test]
+fn loading_outside_a_runtime_is_an_error_not_a_panic() {
+    let loader = Loader::new(Squares::default());
+    let result = futures::executor::block_on(loader.load(1));
+    assert!(matches!(result, Err(Error::NoRuntime)), "{result:?}");
+}
