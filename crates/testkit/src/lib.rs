@@ -69,40 +69,27 @@ pub async fn run_migrated(backend: Backend, test: &str, body: impl AsyncFnOnce(&
 /// for `async fn a(db: &TestDb)` in the calling module. Variants:
 /// - `backend_tests!(on [postgres]: a, b)` limits the backends;
 /// - `backend_tests!(migrated: a, b)` and `backend_tests!(migrated on [..]: a)`
-///   run the bodies on a database that already has Roster's schema.
+///   run the bodies on a database that already has Roster's schema;
+/// - `backend_tests!(current_thread migrated: a)` runs them on tokio's
+///   current-thread runtime instead of the default two-worker multi-thread one.
 #[macro_export]
 macro_rules! backend_tests {
     (migrated on $backends:tt: $($body:ident),+ $(,)?) => {
-        $( $crate::backend_tests!(@one run_migrated $backends $body); )+
-    };
-    (current_thread migrated: $($body:ident),+ $(,)?) => {
-        $( $crate::backend_tests!(@one_flavor run_migrated [sqlite, postgres, mysql] $body (flavor = "current_thread")); )+
-    };
-    (@one_flavor $runner:ident [$($backend:ident),+] $body:ident $flavor:tt) => {
-        mod $body {
-            $(
-                #[tokio::test $flavor]
-                async fn $backend() {
-                    $crate::$runner(
-                        $crate::Backend::from_name(stringify!($backend)),
-                        concat!(module_path!(), "::", stringify!($backend)),
-                        super::$body,
-                    )
-                    .await;
-                }
-            )+
-        }
+        $( $crate::backend_tests!(@one run_migrated $backends $body (flavor = "multi_thread", worker_threads = 2)); )+
     };
     (migrated: $($body:ident),+ $(,)?) => {
         $crate::backend_tests!(migrated on [sqlite, postgres, mysql]: $($body),+);
     };
-    (on $backends:tt: $($body:ident),+ $(,)?) => {
-        $( $crate::backend_tests!(@one run $backends $body); )+
+    (current_thread migrated: $($body:ident),+ $(,)?) => {
+        $( $crate::backend_tests!(@one run_migrated [sqlite, postgres, mysql] $body (flavor = "current_thread")); )+
     };
-    (@one $runner:ident [$($backend:ident),+] $body:ident) => {
+    (on $backends:tt: $($body:ident),+ $(,)?) => {
+        $( $crate::backend_tests!(@one run $backends $body (flavor = "multi_thread", worker_threads = 2)); )+
+    };
+    (@one $runner:ident [$($backend:ident),+] $body:ident $flavor:tt) => {
         mod $body {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[tokio::test $flavor]
                 async fn $backend() {
                     $crate::$runner(
                         $crate::Backend::from_name(stringify!($backend)),
