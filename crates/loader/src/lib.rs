@@ -15,6 +15,8 @@
 //! # Layout
 //! - [`Loader`]: load, load_many, prime, clear; one per request.
 //! - [`LoaderOptions`]: cache on/off or your own [`Cache`], batch size, metrics.
+//! - [`LoaderScope`]: shared by a request's loaders, so batches wait for
+//!   loads that another batch has just answered.
 //! - [`BatchSource`]: what answers a batch; [`EntitySource`] (rows by key) and
 //!   [`RelationSource`] (related rows by parent, 1:N and M:N).
 //! - [`LoaderMetrics`]: counters and histograms to export.
@@ -36,13 +38,18 @@
 //! #   INSERT INTO users_groups (user_id, group_id) VALUES (10, 1), (11, 1), (11, 2);").await?;
 //! use futures::future::try_join_all;
 //! use roster_entity::{group, user, users_groups};
-//! use roster_loader::{Loader, RelationSource};
+//! use roster_loader::{Loader, LoaderOptions, LoaderScope, RelationSource};
 //!
-//! // One set of loaders per request.
-//! let users_of_group = Loader::new(RelationSource::<user::Entity>::many_to_many::<users_groups::Entity>(
-//!     db.clone(), users_groups::Column::GroupId, users_groups::Column::UserId));
-//! let groups_of_user = Loader::new(RelationSource::<group::Entity>::many_to_many::<users_groups::Entity>(
-//!     db.clone(), users_groups::Column::UserId, users_groups::Column::GroupId));
+//! // One set of loaders per request, sharing one scope.
+//! let scope = LoaderScope::new();
+//! let users_of_group = Loader::with_options(
+//!     RelationSource::<user::Entity>::many_to_many::<users_groups::Entity>(
+//!         db.clone(), users_groups::Column::GroupId, users_groups::Column::UserId),
+//!     LoaderOptions::new().scope(scope.clone()));
+//! let groups_of_user = Loader::with_options(
+//!     RelationSource::<group::Entity>::many_to_many::<users_groups::Entity>(
+//!         db.clone(), users_groups::Column::UserId, users_groups::Column::GroupId),
+//!     LoaderOptions::new().scope(scope));
 //!
 //! // Level 1: the users of groups 1 and 2, loaded concurrently (one statement).
 //! let members = try_join_all([1, 2].map(|g| users_of_group.load(g))).await?;
@@ -66,6 +73,7 @@ mod loader;
 mod metrics;
 mod options;
 mod relation_source;
+mod scope;
 mod source;
 pub mod sql;
 
@@ -78,4 +86,5 @@ pub use metrics::{
 };
 pub use options::{DEFAULT_MAX_BATCH, LoaderOptions};
 pub use relation_source::RelationSource;
+pub use scope::LoaderScope;
 pub use source::BatchSource;

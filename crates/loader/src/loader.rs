@@ -14,6 +14,12 @@
 //! dispatcher's yields in parallel, in microseconds, and seal the batch while
 //! the caller is still adding ids.
 //!
+//! Quiet yields alone cannot tell "nothing left to add" from "woken but not
+//! yet run": when a finished batch wakes fifty waiters from another worker,
+//! they resume in waves. The loaders of a request therefore share a
+//! [`LoaderScope`] that counts answered-but-not-resumed loads, and a driver
+//! keeps gathering while that count is above zero (up to a cap).
+//!
 //! The query itself runs in a spawned task and callers only wait for its
 //! result: dropping a caller's future (even the driver's: its drop guard
 //! dispatches the batch) cannot stall, cancel or corrupt the batch for the
@@ -33,10 +39,18 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::metrics::LoaderMetrics;
 use crate::options::LoaderOptions;
+use crate::scope::LoaderScope;
 use crate::source::BatchSource;
 
-/// How many times a batch's driver yields at most before dispatching it.
+/// How many times a batch's driver yields at most before dispatching it,
+/// while no wake-ups are pending.
 const MAX_YIELDS: usize = 32;
+/// How long a driver waits at most for the scope's pending wake-ups (loads
+/// another batch answered) to resume. Measured on the wall clock, not a
+/// tokio timer: it bounds a wait that only happens when a finished batch's
+/// wake-ups are still being delivered (e.g. by a worker thread the OS has
+/// preempted), never for a lone caller.
+const MAX_PENDING_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
 /// How many consecutive yields without a new id end coalescing. Two, not
 /// one: on the multi-thread runtime the wake-ups that resume the caller's
 /// futures (a finished batch answering fifty waiters) may come from another
@@ -79,6 +93,7 @@ struct Shared<T> {
     cache: Option<Box<dyn Cache<T>>>,
     max_batch: usize,
     metrics: Arc<LoaderMetrics>,
+    scope: LoaderScope,
     /// The batch being filled, and which batch answers each id in flight.
     /// Locked only for short bookkeeping, never across an `.await`; a panic
     /// elsewhere cannot poison it (poisoning is ignored: every critical
@@ -101,15 +116,50 @@ struct Batch<T> {
     /// Set once, by whoever spawns the query task (the driver, a load that
     /// filled the batch, or the driver's drop guard).
     dispatched: AtomicBool,
+    /// Loads waiting on this batch, and whether it has answered them.
+    waiters: Mutex<Waiters>,
     result: SetOnce<BatchResult<T>>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    waiting: usize,
+    answered: bool,
+}
+
+/// One load's claim on a batch's answer. Dropping it (answer taken, or the
+/// load cancelled) keeps the scope's count of pending wake-ups right.
+struct Waiter<T> {
+    batch: Arc<Batch<T>>,
+    scope: LoaderScope,
+}
+
+impl<T> Waiter<T> {
+    fn new(batch: &Arc<Batch<T>>, scope: &LoaderScope) -> Self {
+        lock(&batch.waiters).waiting += 1;
+        Self {
+            batch: Arc::clone(batch),
+            scope: scope.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        let mut waiters = lock(&self.batch.waiters);
+        waiters.waiting -= 1;
+        if waiters.answered {
+            self.scope.resumed();
+        }
+    }
 }
 
 /// What a load resolves to: a cached answer, a batch to wait for, or a batch
 /// to drive (coalesce, then dispatch) and wait for.
 enum Slot<T> {
     Ready(Option<T>),
-    Wait(Arc<Batch<T>>),
-    Drive(Arc<Batch<T>>),
+    Wait(Waiter<T>),
+    Drive(Waiter<T>),
 }
 
 fn lock<U>(mutex: &Mutex<U>) -> MutexGuard<'_, U> {
@@ -131,6 +181,7 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                 cache: options.cache,
                 max_batch: options.max_batch,
                 metrics: options.metrics,
+                scope: options.scope,
                 state: Mutex::new(State {
                     open: None,
                     in_flight: HashMap::new(),
@@ -229,7 +280,7 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                 }
                 if let Some(batch) = state.in_flight.get(&id) {
                     shared.metrics.deduplicated();
-                    slots.push(Slot::Wait(Arc::clone(batch)));
+                    slots.push(Slot::Wait(Waiter::new(batch, &shared.scope)));
                     continue;
                 }
                 let batch = match &state.open {
@@ -239,6 +290,7 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                             ids: Mutex::new(Vec::new()),
                             opened: Instant::now(),
                             dispatched: AtomicBool::new(false),
+                            waiters: Mutex::new(Waiters::default()),
                             result: SetOnce::new(),
                         });
                         state.open = Some(Arc::clone(&batch));
@@ -255,8 +307,8 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                     state.open = None;
                     full.push(Arc::clone(&batch));
                 }
-                state.in_flight.insert(id, Arc::clone(&batch));
-                slots.push(Slot::Wait(batch));
+                slots.push(Slot::Wait(Waiter::new(&batch, &shared.scope)));
+                state.in_flight.insert(id, batch);
             }
         }
         for batch in &full {
@@ -265,25 +317,28 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
         // The batch this call opened last, if still open, is driven by the
         // slot that opened it.
         if let Some(index) = driver
-            && let Some(Slot::Wait(batch)) = slots.get(index)
-            && !batch.dispatched.load(Ordering::Acquire)
+            && let Some(slot) = slots.get_mut(index)
         {
-            let batch = Arc::clone(batch);
-            slots[index] = Slot::Drive(batch);
+            let undispatched =
+                matches!(slot, Slot::Wait(w) if !w.batch.dispatched.load(Ordering::Acquire));
+            if undispatched && let Slot::Wait(waiter) = std::mem::replace(slot, Slot::Ready(None)) {
+                *slot = Slot::Drive(waiter);
+            }
         }
         Ok(slots)
     }
 
     async fn resolve(&self, id: i64, slot: Slot<T>) -> Result<Option<T>> {
-        let batch = match slot {
+        let waiter = match slot {
             Slot::Ready(value) => return Ok(value),
-            Slot::Wait(batch) => batch,
-            Slot::Drive(batch) => {
-                self.drive(&batch).await?;
-                batch
+            Slot::Wait(waiter) => waiter,
+            Slot::Drive(waiter) => {
+                self.drive(&waiter.batch).await?;
+                waiter
             }
         };
-        match batch.result.wait().await {
+        // `waiter` drops on return (or cancellation): this load has resumed.
+        match waiter.batch.result.wait().await {
             Ok(values) => Ok(values.get(&id).cloned()),
             Err(e) => Err(e.clone()),
         }
@@ -300,22 +355,33 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
             batch,
             runtime: &runtime,
         };
+        let started = Instant::now();
         let mut seen = shared.batch_len(batch);
         let mut quiet = 0;
-        for _ in 0..MAX_YIELDS {
-            if seen >= shared.max_batch || batch.dispatched.load(Ordering::Acquire) {
-                break;
-            }
+        let mut yields = 0;
+        while seen < shared.max_batch && !batch.dispatched.load(Ordering::Acquire) {
             tokio::task::yield_now().await;
             let now = shared.batch_len(batch);
-            if now == seen {
+            if now != seen {
+                quiet = 0;
+                seen = now;
+            } else if shared.scope.pending_wakeups() > 0 && started.elapsed() < MAX_PENDING_WAIT {
+                // Loads answered by another batch are about to resume and
+                // may add ids: not quiet yet. Their wake-ups may be stuck
+                // on a worker thread the OS preempted; hand it the CPU
+                // rather than spin.
+                quiet = 0;
+                std::thread::yield_now();
+                continue;
+            } else {
                 quiet += 1;
                 if quiet == QUIET_YIELDS {
                     break;
                 }
-            } else {
-                quiet = 0;
-                seen = now;
+            }
+            yields += 1;
+            if yields == MAX_YIELDS {
+                break;
             }
         }
         Ok(())
@@ -390,6 +456,19 @@ impl<T: Clone + Send + Sync + 'static> Shared<T> {
                 if let (Ok(values), Some(cache)) = (&result, &self.cache) {
                     cache.insert(*id, values.get(id).cloned());
                 }
+            }
+        }
+        self.answer(batch, result);
+    }
+
+    /// Sets the batch's result and counts its waiters as pending wake-ups
+    /// until each resumes.
+    fn answer(&self, batch: &Batch<T>, result: BatchResult<T>) {
+        {
+            let mut waiters = lock(&batch.waiters);
+            if !waiters.answered {
+                waiters.answered = true;
+                self.scope.answered(waiters.waiting);
             }
         }
         let _ = batch.result.set(result);
@@ -470,9 +549,12 @@ impl<T: Clone + Send + Sync + 'static> Drop for QueryGuard<T> {
                 .in_flight
                 .retain(|_, batch| !Arc::ptr_eq(batch, &self.batch));
         }
-        let _ = self.batch.result.set(Err(Error::BatchVanished {
-            source_name: self.shared.name,
-        }));
+        self.shared.answer(
+            &self.batch,
+            Err(Error::BatchVanished {
+                source_name: self.shared.name,
+            }),
+        );
     }
 }
 

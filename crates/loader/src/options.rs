@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::cache::{Cache, MapCache};
 use crate::metrics::LoaderMetrics;
+use crate::scope::LoaderScope;
 
 /// The default maximum number of distinct ids in one batch.
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
@@ -24,6 +25,7 @@ pub struct LoaderOptions<T> {
     pub(crate) cache: Option<Box<dyn Cache<T>>>,
     pub(crate) max_batch: usize,
     pub(crate) metrics: Arc<LoaderMetrics>,
+    pub(crate) scope: LoaderScope,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
@@ -32,6 +34,7 @@ impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
             cache: Some(Box::new(MapCache::default())),
             max_batch: DEFAULT_MAX_BATCH,
             metrics: Arc::new(LoaderMetrics::new()),
+            scope: LoaderScope::new(),
         }
     }
 }
@@ -61,6 +64,14 @@ impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
     /// ([`BatchSource::max_ids_per_call`](crate::BatchSource::max_ids_per_call)).
     pub fn max_batch(mut self, max: usize) -> Self {
         self.max_batch = max.max(1);
+        self
+    }
+
+    /// Shares `scope` with the request's other loaders, so a batch forming
+    /// in one waits while loads answered by another are still resuming (see
+    /// [`LoaderScope`]). Use one scope per request.
+    pub fn scope(mut self, scope: LoaderScope) -> Self {
+        self.scope = scope;
         self
     }
 

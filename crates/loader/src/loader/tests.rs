@@ -119,3 +119,62 @@ fn loading_outside_a_runtime_is_an_error_not_a_panic() {
     let result = futures::executor::block_on(loader.load(1));
     assert!(matches!(result, Err(Error::NoRuntime)), "{result:?}");
 }
+
+/// Children of each parent id: `parent * 10 + 0..fanout`, after `latency`.
+struct Children {
+    calls: Arc<AtomicUsize>,
+    latency: std::time::Duration,
+    fanout: i64,
+}
+
+#[async_trait::async_trait]
+impl BatchSource for Children {
+    type Value = Vec<i64>;
+    fn name(&self) -> &'static str {
+        "children"
+    }
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<i64>>, BoxError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.latency).await;
+        Ok(ids
+            .iter()
+            .map(|&p| (p, (0..self.fanout).map(|i| p * 10 + i).collect()))
+            .collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_fan_out_with_uneven_siblings_is_one_call_per_level() {
+    use std::time::Duration;
+    for round in 0..20 {
+        let scope = crate::LoaderScope::new();
+        let counter = |latency_ms, fanout| {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let loader = Loader::with_options(
+                Children {
+                    calls: Arc::clone(&calls),
+                    latency: Duration::from_millis(latency_ms),
+                    fanout,
+                },
+                LoaderOptions::new().scope(scope.clone()),
+            );
+            (loader, calls)
+        };
+        let (kind, kind_calls) = counter(20, 1);
+        let (users, users_calls) = counter(2, 6);
+        let (groups, groups_calls) = counter(2, 3);
+        futures::future::join_all((1..=50).map(|g| {
+            let (kind, users, groups) = (&kind, &users, &groups);
+            async move {
+                let users_field = async move {
+                    let members = users.load(g).await.expect("users").unwrap_or_default();
+                    futures::future::join_all(members.iter().map(|&u| groups.load(u))).await
+                };
+                tokio::join!(kind.load(g % 3), users_field)
+            }
+        }))
+        .await;
+        let calls = [&kind_calls, &users_calls, &groups_calls].map(|c| c.load(Ordering::SeqCst));
+        assert_eq!(calls, [1, 1, 1], "round {round}");
+    }
+}
