@@ -1,5 +1,11 @@
 //! Roster's store: CRUD helpers with optimistic concurrency on `lastchange`,
 //! transactions with retry, and write-through to the loader cache.
 //!
-//! Not implemented yet: this crate is a placeholder for the store issue. The
-//! contract it will implement is "Store contract" in `DESIGN.md`.
+//! The contract it implements is "Store contract" in `DESIGN.md`.
+//!
+//! # Layout
+//! - [`Loaders`]: the per-request set of loaders the store keeps current.
+
+mod loaders;
+
+pub use loaders::Loaders;
