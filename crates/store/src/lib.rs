@@ -4,8 +4,33 @@
 //! The contract it implements is "Store contract" in `DESIGN.md`.
 //!
 //! # Layout
+//! - [`Store`]: one request's handle: [`get`](Store::get),
+//!   [`insert`](Store::insert), [`update`](Store::update) (optimistic, one
+//!   atomic statement), [`delete`](Store::delete), [`filter`](Store::filter),
+//!   [`page`](Store::page), [`select`](Store::select),
+//!   [`stream`](Store::stream), memberships
+//!   ([`add_membership`](Store::add_membership),
+//!   [`remove_membership`](Store::remove_membership)), and
+//!   [`transaction`](Store::transaction) with retry.
 //! - [`Loaders`]: the per-request set of loaders the store keeps current.
+//! - [`Error`]: `Conflict`, `NotFound`, `Invalid`, `Database` (with the
+//!   backend's code).
+//! - [`StoreEntity`]: what makes an entity storable.
 
+mod crud;
+mod entities;
+mod error;
+mod lastchange;
 mod loaders;
+mod membership;
+mod store;
+mod transaction;
 
+pub use crud::MAX_PAGE;
+pub use entities::StoreEntity;
+pub use error::{Conflict, Error, InvalidReason, Result};
+pub use lastchange::truncate_to_micros;
 pub use loaders::Loaders;
+pub use sea_orm::IsolationLevel;
+pub use store::Store;
+pub use transaction::{RetryPolicy, TxOptions};

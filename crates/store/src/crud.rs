@@ -1,0 +1,371 @@
+//! Reads and writes of one versioned entity: `get`, `insert`, `update`,
+//! `delete`, `filter`, `page`, `select`, `stream`.
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt, TryStreamExt};
+use roster_entity::Versioned;
+use sea_orm::sea_query::{Expr, Query, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbBackend,
+    FromQueryResult, IdenStatic, Iterable, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+    TransactionTrait,
+};
+
+use crate::entities::StoreEntity;
+use crate::error::{Conflict, Error, Result};
+use crate::{Store, lastchange};
+
+/// The largest page [`Store::page`] returns.
+pub const MAX_PAGE: u64 = 10_000;
+
+impl Store {
+    /// The row with this id, or `None`. Outside a transaction this goes
+    /// through the request's loader (batched with concurrent calls, cached);
+    /// inside one it reads in the transaction.
+    pub async fn get<E>(&self, id: i64) -> Result<Option<E::Model>>
+    where
+        E: StoreEntity,
+    {
+        if self.tx.is_none() {
+            return Ok(E::loader(&self.loaders).load(id).await?);
+        }
+        find_by_id::<E, _>(&self.connection(), id)
+            .await
+            .map_err(|e| Error::from_db("get", E::TABLE, e))
+    }
+
+    /// Inserts a row and returns it as stored (id and `lastchange` set).
+    ///
+    /// Columns left `NotSet` take their defaults (the id from the sequence
+    /// or auto-increment). `lastchange` is always the current time,
+    /// truncated to microseconds.
+    pub async fn insert<E>(&self, row: E::ActiveModel) -> Result<E::Model>
+    where
+        E: StoreEntity,
+    {
+        self.check_writable(E::TABLE)?;
+        let backend = self.backend();
+        let now = lastchange::truncate_to_micros(Utc::now());
+        let lastchange_name = E::lastchange_column().as_str();
+        let mut columns = Vec::new();
+        let mut values: Vec<SimpleExpr> = Vec::new();
+        for column in E::Column::iter() {
+            if column.as_str() == lastchange_name {
+                columns.push(column);
+                values.push(lastchange::value(backend, now));
+            } else if let ActiveValue::Set(v) | ActiveValue::Unchanged(v) = row.get(column) {
+                columns.push(column);
+                values.push(Expr::val(v));
+            }
+        }
+        let mut insert = Query::insert();
+        insert
+            .into_table(E::default())
+            .columns(columns)
+            .values(values)
+            .map_err(|e| Error::refused(E::TABLE, e.to_string()))?;
+        let insert_err = |e| Error::from_db("insert", E::TABLE, e);
+        let model = if backend == DbBackend::MySql {
+            let conn = self.connection();
+            let result = conn.execute(&insert).await.map_err(insert_err)?;
+            let id = match row.get(E::id_column()) {
+                ActiveValue::Set(v) | ActiveValue::Unchanged(v) => id_from_value(v),
+                ActiveValue::NotSet => i64::try_from(result.last_insert_id()).ok(),
+            };
+            let id =
+                id.ok_or_else(|| Error::refused(E::TABLE, "the inserted row has no usable id"))?;
+            find_by_id::<E, _>(&conn, id)
+                .await
+                .map_err(insert_err)?
+                .ok_or(Error::NotFound {
+                    table: E::TABLE,
+                    id,
+                })?
+        } else {
+            insert.returning_all();
+            let row = self
+                .connection()
+                .query_one(&insert)
+                .await
+                .map_err(insert_err)?
+                .ok_or_else(|| Error::refused(E::TABLE, "the insert returned no row"))?;
+            E::Model::from_query_result(&row, "").map_err(insert_err)?
+        };
+        let cached = model.clone();
+        self.after_write(move |loaders| {
+            E::loader(loaders).prime(E::id_of(&cached), Some(cached));
+            loaders.clear_relations();
+        });
+        Ok(model)
+    }
+
+    /// Updates the row `id` if its `lastchange` is still `expected`, in one
+    /// atomic statement (`UPDATE … WHERE id = ? AND lastchange = ?`), and
+    /// returns the row as stored.
+    ///
+    /// Only the `Set` fields of `changes` are written; the others stay.
+    /// `lastchange` becomes `max(now, expected + 1 µs)`. If no row matched,
+    /// the row is read again: [`Error::NotFound`] if it is gone,
+    /// [`Error::Conflict`] with the stored row if it changed.
+    pub async fn update<E>(
+        &self,
+        id: i64,
+        expected: DateTime<Utc>,
+        changes: E::ActiveModel,
+    ) -> Result<E::Model>
+    where
+        E: StoreEntity,
+    {
+        self.check_writable(E::TABLE)?;
+        let backend = self.backend();
+        let expected = lastchange::truncate_to_micros(expected);
+        let new = lastchange::next(expected, Utc::now());
+        let mut update = E::update_many();
+        for column in E::Column::iter() {
+            let ActiveValue::Set(value) = changes.get(column) else {
+                continue;
+            };
+            if column.as_str() == E::lastchange_column().as_str() {
+                return Err(Error::refused(
+                    E::TABLE,
+                    "lastchange is set by the store; pass the version you read as `expected`",
+                ));
+            }
+            if column.as_str() == E::id_column().as_str() {
+                if id_from_value(value) != Some(id) {
+                    return Err(Error::refused(E::TABLE, "the id of a row cannot change"));
+                }
+                continue;
+            }
+            update = update.col_expr(column, Expr::val(value));
+        }
+        let update = update
+            .col_expr(E::lastchange_column(), lastchange::value(backend, new))
+            .filter(E::id_column().eq(id))
+            .filter(lastchange::equals(
+                backend,
+                E::lastchange_column(),
+                expected,
+            ));
+        let update_err = |e| Error::from_db("update", E::TABLE, e);
+
+        let updated = if backend == DbBackend::MySql {
+            // No UPDATE … RETURNING: update and read back in one transaction,
+            // so the row returned is the row this update wrote. (sqlx sets
+            // CLIENT_FOUND_ROWS: `rows_affected` counts matched rows, so an
+            // update that writes identical values still counts.)
+            match &self.tx {
+                Some(_) => {
+                    let conn = self.connection();
+                    if update.exec(&conn).await.map_err(update_err)?.rows_affected == 0 {
+                        None
+                    } else {
+                        find_by_id::<E, _>(&conn, id).await.map_err(update_err)?
+                    }
+                }
+                None => {
+                    let txn = self.db.begin().await.map_err(update_err)?;
+                    let found = if update.exec(&txn).await.map_err(update_err)?.rows_affected == 0 {
+                        None
+                    } else {
+                        find_by_id::<E, _>(&txn, id).await.map_err(update_err)?
+                    };
+                    txn.commit().await.map_err(update_err)?;
+                    found
+                }
+            }
+        } else {
+            update
+                .exec_with_returning(&self.connection())
+                .await
+                .map_err(update_err)?
+                .into_iter()
+                .next()
+        };
+
+        let Some(model) = updated else {
+            return Err(self.mismatch::<E>(id, expected, "update").await);
+        };
+        let cached = model.clone();
+        self.after_write(move |loaders| {
+            E::loader(loaders).prime(E::id_of(&cached), Some(cached));
+            loaders.clear_relations();
+        });
+        Ok(model)
+    }
+
+    /// Deletes the row `id`; with `expected`, only if its `lastchange` is
+    /// still that (one atomic statement, like [`Store::update`]).
+    ///
+    /// [`Error::NotFound`] if there is no such row, [`Error::Conflict`] if it
+    /// changed, [`Error::Invalid`] if other rows still reference it (a group
+    /// type that groups use). A user's or group's memberships go with it.
+    pub async fn delete<E>(&self, id: i64, expected: Option<DateTime<Utc>>) -> Result<()>
+    where
+        E: StoreEntity,
+    {
+        self.check_writable(E::TABLE)?;
+        let backend = self.backend();
+        let expected = expected.map(lastchange::truncate_to_micros);
+        let mut delete = E::delete_many().filter(E::id_column().eq(id));
+        if let Some(expected) = expected {
+            delete = delete.filter(lastchange::equals(
+                backend,
+                E::lastchange_column(),
+                expected,
+            ));
+        }
+        let deleted = delete
+            .exec(&self.connection())
+            .await
+            .map_err(|e| Error::from_db("delete", E::TABLE, e))?
+            .rows_affected;
+        if deleted == 0 {
+            return Err(match expected {
+                Some(expected) => self.mismatch::<E>(id, expected, "delete").await,
+                None => Error::NotFound {
+                    table: E::TABLE,
+                    id,
+                },
+            });
+        }
+        self.after_write(move |loaders| {
+            E::loader(loaders).prime(id, None);
+            loaders.clear_relations();
+        });
+        Ok(())
+    }
+
+    /// Rows matching `condition`, ordered by id; the loader is primed with
+    /// them.
+    ///
+    /// ```
+    /// # async fn f(store: roster_store::Store) -> roster_store::Result<()> {
+    /// use roster_entity::user;
+    /// use sea_orm::{ColumnTrait, Condition};
+    /// let smiths = store
+    ///     .filter::<user::Entity>(Condition::all().add(user::Column::Surname.eq("Smith")))
+    ///     .await?;
+    /// # let _ = smiths; Ok(()) }
+    /// ```
+    pub async fn filter<E>(&self, condition: Condition) -> Result<Vec<E::Model>>
+    where
+        E: StoreEntity,
+    {
+        self.select::<E>(
+            E::find()
+                .filter(condition)
+                .order_by(E::id_column(), Order::Asc),
+        )
+        .await
+    }
+
+    /// `limit` rows after skipping `skip`, ordered by id (a stable order);
+    /// `limit` above [`MAX_PAGE`] is refused as [`Error::Invalid`].
+    pub async fn page<E>(&self, skip: u64, limit: u64) -> Result<Vec<E::Model>>
+    where
+        E: StoreEntity,
+    {
+        if limit > MAX_PAGE {
+            return Err(Error::refused(
+                E::TABLE,
+                format!("a page holds at most {MAX_PAGE} rows, {limit} asked"),
+            ));
+        }
+        let select = E::find()
+            .order_by(E::id_column(), Order::Asc)
+            .offset(skip)
+            .limit(limit);
+        self.select::<E>(select).await
+    }
+
+    /// Runs any select of `E` and primes the request's loader with the rows
+    /// it returns, so later `load`s of them issue no query.
+    pub async fn select<E>(&self, select: Select<E>) -> Result<Vec<E::Model>>
+    where
+        E: StoreEntity,
+    {
+        let rows = select
+            .all(&self.connection())
+            .await
+            .map_err(|e| Error::from_db("select", E::TABLE, e))?;
+        if self.tx.is_none() {
+            let loader = E::loader(&self.loaders);
+            for row in &rows {
+                loader.prime(E::id_of(row), Some(row.clone()));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Streams the rows matching `condition`, ordered by id, without holding
+    /// them all in memory (nor in the loader cache). The stream holds a
+    /// connection (or the transaction) until it is dropped.
+    pub async fn stream<E>(
+        &self,
+        condition: Condition,
+    ) -> Result<impl Stream<Item = Result<E::Model>> + Send + '_>
+    where
+        E: StoreEntity,
+    {
+        let select = E::find()
+            .filter(condition)
+            .order_by(E::id_column(), Order::Asc);
+        let stream_err = |e| Error::from_db("stream", E::TABLE, e);
+        let stream = match &self.tx {
+            Some(state) => select.stream(&state.txn).await.map_err(stream_err)?.boxed(),
+            None => select.stream(&self.db).await.map_err(stream_err)?.boxed(),
+        };
+        Ok(stream.map_err(stream_err))
+    }
+
+    /// After a checked write matched no row: `NotFound` or `Conflict`.
+    async fn mismatch<E>(&self, id: i64, expected: DateTime<Utc>, operation: &'static str) -> Error
+    where
+        E: StoreEntity,
+    {
+        match find_by_id::<E, _>(&self.connection(), id).await {
+            Err(e) => Error::from_db(operation, E::TABLE, e),
+            Ok(None) => {
+                self.after_write(move |loaders| E::loader(loaders).prime(id, None));
+                Error::NotFound {
+                    table: E::TABLE,
+                    id,
+                }
+            }
+            Ok(Some(current)) => {
+                let stored = E::lastchange_of(&current);
+                let cached = current.clone();
+                self.after_write(move |loaders| E::loader(loaders).prime(id, Some(cached)));
+                Error::Conflict(Box::new(Conflict::new(
+                    E::TABLE,
+                    id,
+                    expected,
+                    stored,
+                    current,
+                )))
+            }
+        }
+    }
+}
+
+async fn find_by_id<E, C>(
+    conn: &C,
+    id: i64,
+) -> std::result::Result<Option<E::Model>, sea_orm::DbErr>
+where
+    E: Versioned,
+    C: ConnectionTrait,
+{
+    E::find().filter(E::id_column().eq(id)).one(conn).await
+}
+
+fn id_from_value(value: sea_orm::Value) -> Option<i64> {
+    match value {
+        sea_orm::Value::BigInt(Some(v)) => Some(v),
+        sea_orm::Value::Int(Some(v)) => Some(v.into()),
+        sea_orm::Value::BigUnsigned(Some(v)) => i64::try_from(v).ok(),
+        sea_orm::Value::Unsigned(Some(v)) => Some(v.into()),
+        _ => None,
+    }
+}

@@ -1,0 +1,338 @@
+//! [`Store::transaction`]: run a closure in a transaction, retried with
+//! jittered exponential backoff on serialization failures and deadlocks;
+//! and [`Store::advisory_lock`] for critical sections across processes.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rand::Rng;
+use sea_orm::sqlx::{self, Connection as _};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DbBackend, IsolationLevel, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+use crate::Store;
+use crate::error::{Error, Result};
+use crate::store::{Effect, TxState};
+
+/// How [`Store::transaction`] runs its closure.
+///
+/// ```
+/// use roster_store::{IsolationLevel, TxOptions};
+/// let opts = TxOptions::new().isolation(IsolationLevel::Serializable).max_attempts(10);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TxOptions {
+    /// The isolation level; `None` is the backend's default (ignored on
+    /// SQLite, whose transactions are serializable).
+    pub isolation: Option<IsolationLevel>,
+    /// A read-only transaction: the database refuses writes on PostgreSQL
+    /// and MySQL; on every backend the store's own writes fail with
+    /// [`Error::ReadOnly`].
+    pub read_only: bool,
+    /// When and how often to retry.
+    pub retry: RetryPolicy,
+}
+
+impl TxOptions {
+    /// Read-write, the backend's isolation level, the default retry policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the isolation level.
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = Some(level);
+        self
+    }
+
+    /// Makes the transaction read-only.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Runs the closure at most `attempts` times (1: never retry).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Uses `retry` as the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// Retries of a transaction that failed with a serialization failure or a
+/// deadlock ([`Error::is_retryable`]): after attempt `n` the store waits a
+/// random time between half and all of `min(max_delay, base_delay * 2^(n-1))`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// How many times the closure may run in all (default 8).
+    pub max_attempts: u32,
+    /// The first backoff (default 5 ms).
+    pub base_delay: Duration,
+    /// The longest backoff (default 500 ms).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based), with jitter.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        let ceiling = exp.min(self.max_delay);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(rand::rng().random_range(nanos / 2..=nanos))
+    }
+}
+
+impl Store {
+    /// Runs `work` in a transaction and commits it; retries the whole
+    /// transaction when it fails with a serialization failure or deadlock
+    /// (PostgreSQL 40001, 40P01; MySQL 1213, 1205; SQLite busy), whether
+    /// raised by a statement or by `COMMIT`.
+    ///
+    /// `work` receives a `Store` bound to the transaction (cheap to clone;
+    /// do not keep a clone beyond the closure). Its cache effects reach the
+    /// request's loaders only when the transaction commits; an attempt that
+    /// rolls back leaves the caches as they were. `work` may run several
+    /// times, so it should do nothing outside the database that it cannot
+    /// repeat. An error returned by `work` rolls back and is returned
+    /// (retried only if it is itself retryable). Called on a store already
+    /// in a transaction, it runs `work` once in a savepoint.
+    ///
+    /// SQLite read-write transactions start with `BEGIN IMMEDIATE`, so
+    /// writers queue on the busy timeout instead of failing at their first
+    /// write.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    /// # roster_migrations::run(&url, roster_migrations::Action::Up { steps: None }).await?;
+    /// # let db = sea_orm::Database::connect(&url).await?;
+    /// use roster_entity::{group, user};
+    /// use roster_store::{Store, TxOptions};
+    /// use sea_orm::ActiveValue::Set;
+    ///
+    /// let store = Store::new(db);
+    /// let (ada, admins) = store
+    ///     .transaction(TxOptions::new(), |tx| async move {
+    ///         let ada = tx.insert::<user::Entity>(user::ActiveModel {
+    ///             name: Set(Some("Ada".into())), ..Default::default() }).await?;
+    ///         let admins = tx.insert::<group::Entity>(group::ActiveModel {
+    ///             name: Set(Some("admins".into())), ..Default::default() }).await?;
+    ///         tx.add_membership(ada.id, admins.id).await?;
+    ///         Ok((ada, admins))
+    ///     })
+    ///     .await?;
+    /// let members = store.loaders().users_of_group.load(admins.id).await?;
+    /// assert_eq!(members, Some(vec![ada]));
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F, Fut>(&self, options: TxOptions, mut work: F) -> Result<T>
+    where
+        F: FnMut(Store) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let nested = self.tx.is_some();
+        let max_attempts = if nested {
+            1
+        } else {
+            options.retry.max_attempts.max(1)
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self.attempt(&options, &mut work).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if !error.is_retryable() || attempt >= max_attempts {
+                return Err(error);
+            }
+            let wait = options.retry.backoff(attempt);
+            tracing::debug!(attempt, ?wait, %error, "transaction failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt<T, F, Fut>(&self, options: &TxOptions, work: &mut F) -> Result<T>
+    where
+        F: FnMut(Store) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let begin_err = |e| Error::from_db("begin", "-", e);
+        let (txn, read_only) = match &self.tx {
+            Some(parent) => (
+                parent.txn.begin().await.map_err(begin_err)?,
+                parent.read_only || options.read_only,
+            ),
+            None => {
+                let backend = self.backend();
+                let config = TransactionOptions {
+                    isolation_level: options.isolation.filter(|_| backend != DbBackend::Sqlite),
+                    access_mode: (options.read_only && backend != DbBackend::Sqlite)
+                        .then_some(AccessMode::ReadOnly),
+                    sqlite_transaction_mode: (backend == DbBackend::Sqlite).then_some(
+                        if options.read_only {
+                            SqliteTransactionMode::Deferred
+                        } else {
+                            SqliteTransactionMode::Immediate
+                        },
+                    ),
+                };
+                (
+                    self.db
+                        .begin_with_options(config)
+                        .await
+                        .map_err(begin_err)?,
+                    options.read_only,
+                )
+            }
+        };
+        let state = Arc::new(TxState {
+            txn,
+            read_only,
+            effects: Mutex::new(Vec::new()),
+            mysql_locks: tokio::sync::Mutex::new(Vec::new()),
+        });
+        let bound = Store {
+            db: self.db.clone(),
+            tx: Some(state.clone()),
+            loaders: self.loaders.clone(),
+        };
+        let outcome = work(bound).await;
+        // Every clone handed to `work` must be gone; otherwise dropping our
+        // handle leaves the transaction to roll back with the last clone.
+        let state = Arc::into_inner(state).ok_or(Error::TransactionInUse)?;
+        let TxState {
+            txn,
+            effects,
+            mysql_locks,
+            ..
+        } = state;
+        let effects = effects.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let result = match outcome {
+            Ok(value) => txn
+                .commit()
+                .await
+                .map(|()| value)
+                .map_err(|e| Error::from_db("commit", "-", e)),
+            Err(error) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(%rollback, "rollback failed; the connection is discarded");
+                }
+                Err(error)
+            }
+        };
+        release_mysql_locks(mysql_locks.into_inner()).await;
+        if result.is_ok() {
+            self.apply(effects);
+        }
+        result
+    }
+
+    /// Applies committed effects: to the loaders, or to the parent
+    /// transaction's list when this was a savepoint.
+    fn apply(&self, effects: Vec<Effect>) {
+        match &self.tx {
+            Some(parent) => parent
+                .effects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(effects),
+            None => effects.into_iter().for_each(|effect| effect(&self.loaders)),
+        }
+    }
+
+    /// Takes the advisory lock `key` until the transaction ends, waiting for
+    /// it if another process holds it; only on a store bound to a
+    /// transaction.
+    ///
+    /// PostgreSQL: `pg_advisory_xact_lock(key)`, released by commit or
+    /// rollback. MySQL: `GET_LOCK('roster_<key>', timeout)` on a connection
+    /// of its own, released when the transaction ends (if the transaction is
+    /// abandoned, closing that connection releases it). SQLite: nothing to
+    /// take: a read-write transaction already excludes every other writer.
+    pub async fn advisory_lock(&self, key: i64, timeout: Duration) -> Result<()> {
+        let Some(state) = &self.tx else {
+            return Err(Error::refused("-", "advisory_lock needs a transaction"));
+        };
+        let lock_err = |e| Error::from_db("advisory lock", "-", e);
+        match self.backend() {
+            DbBackend::Postgres => {
+                let stmt = sea_orm::Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [key.into()],
+                );
+                state.txn.execute_raw(stmt).await.map_err(lock_err)?;
+                Ok(())
+            }
+            DbBackend::MySql => {
+                let options = self.db.get_mysql_connection_pool().connect_options();
+                let mut conn = sqlx::MySqlConnection::connect_with(&options)
+                    .await
+                    .map_err(|e| {
+                        lock_err(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(
+                            Arc::new(e),
+                        )))
+                    })?;
+                let got: Option<i64> =
+                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('roster_', ?), ?)")
+                        .bind(key)
+                        .bind(timeout.as_secs_f64())
+                        .fetch_one(&mut conn)
+                        .await
+                        .map_err(|e| {
+                            lock_err(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
+                                Arc::new(e),
+                            )))
+                        })?;
+                if got != Some(1) {
+                    return Err(Error::Database {
+                        operation: "advisory lock",
+                        table: "-",
+                        code: Some("1205".into()),
+                        source: sea_orm::DbErr::Custom(format!(
+                            "advisory lock {key} not granted within {timeout:?}"
+                        )),
+                    });
+                }
+                state.mysql_locks.lock().await.push(conn);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn release_mysql_locks(locks: Vec<sqlx::MySqlConnection>) {
+    for conn in locks {
+        // Closing the session releases its locks.
+        if let Err(e) = conn.close().await {
+            tracing::debug!(%e, "closing an advisory-lock connection failed");
+        }
+    }
+}
