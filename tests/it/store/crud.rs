@@ -149,6 +149,13 @@ async fn partial_update_keeps_the_fields_left_out(db: &TestDb) {
         .expect("empty update");
     assert!(same.lastchange > updated.lastchange);
     assert_eq!(same.name, updated.name);
+    // Writing identical values is an update too, not a Conflict.
+    let identical = store
+        .update::<user::Entity>(row.id, same.lastchange, rename("Grace"))
+        .await
+        .expect("identical values");
+    assert!(identical.lastchange > same.lastchange);
+    assert_eq!(identical.name.as_deref(), Some("Grace"));
 }
 
 async fn the_token_is_exactly_the_stored_value(db: &TestDb) {
