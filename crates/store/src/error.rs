@@ -63,6 +63,18 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+    /// The database refused a row of a bulk upsert; its chunk was rolled
+    /// back and wrote nothing. `row` is the row's position in the input.
+    #[error("row {row} of the upsert into {table} was refused")]
+    BadRow {
+        /// The table.
+        table: &'static str,
+        /// The row's position (from 0) in the rows given to the upsert.
+        row: usize,
+        /// Why: usually [`Error::Invalid`].
+        #[source]
+        source: Box<Error>,
+    },
     /// A read through the request's loader failed (the batch's database
     /// error is inside).
     #[error(transparent)]

@@ -4,6 +4,7 @@
 mod concurrency;
 mod crud;
 mod transactions;
+mod upsert;
 
 use roster::entity::{group, user};
 use roster::store::Store;
