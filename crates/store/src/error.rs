@@ -71,6 +71,8 @@ pub enum Error {
         table: &'static str,
         /// The row's position (from 0) in the rows given to the upsert.
         row: usize,
+        /// The positions of the chunk's rows, none of which was written.
+        chunk: std::ops::Range<usize>,
         /// Why: usually [`Error::Invalid`].
         #[source]
         source: Box<Error>,

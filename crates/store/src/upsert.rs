@@ -325,6 +325,7 @@ impl Store {
                     Some(row) => Err(Error::BadRow {
                         table: E::TABLE,
                         row,
+                        chunk: batch.input.clone(),
                         source: Box::new(err),
                     }),
                     None => Err(err),
