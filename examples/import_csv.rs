@@ -92,8 +92,11 @@ async fn main() -> anyhow::Result<()> {
 /// A line of the file: `id,name,surname,email,externalId`.
 type Line = (u64, user::ActiveModel);
 
+/// A rejected line: its number and why.
+type Rejected = (u64, String);
+
 /// The file's users with their line numbers, and the lines rejected.
-fn read_csv(path: &str) -> anyhow::Result<(Vec<Line>, Vec<(u64, String)>)> {
+fn read_csv(path: &str) -> anyhow::Result<(Vec<Line>, Vec<Rejected>)> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path)?;
     let (mut rows, mut rejected) = (Vec::new(), Vec::new());
     for record in reader.records() {
