@@ -78,19 +78,17 @@ async fn seed_locked(db: &DatabaseConnection) -> Result<bool, DbErr> {
 
     let users: Vec<user::ActiveModel> = (0..USERS)
         .map(|u| {
-            let (given, family) = (
-                GIVEN[u % GIVEN.len()],
-                FAMILY[(u / GIVEN.len()) % FAMILY.len()],
-            );
+            // Spread the names so a group's members are not all namesakes.
+            let given = GIVEN[(u * 7 + u / 10) % GIVEN.len()];
+            let family = FAMILY[(u * 3 + u / 7) % FAMILY.len()];
             user::ActiveModel {
                 id: NotSet,
                 name: Set(Some(given.to_owned())),
                 surname: Set(Some(family.to_owned())),
                 email: Set(Some(format!(
-                    "{}.{}{}@example.org",
+                    "{}.{}{u}@example.org",
                     given.to_lowercase(),
-                    family.to_lowercase(),
-                    u / (GIVEN.len() * FAMILY.len())
+                    family.to_lowercase()
                 ))),
                 lastchange: Set(now),
                 external_id: Set(Some(10_000 + i64::try_from(u).unwrap_or(0))),
