@@ -47,6 +47,7 @@
 //! [async-graphql]: https://docs.rs/async-graphql
 
 mod error;
+mod limits;
 mod mutation;
 mod query;
 mod scalars;
@@ -61,7 +62,7 @@ pub use mutation::{
 pub use query::{MAX_LIMIT, Query};
 pub use scalars::DateTime;
 pub use schema::{
-    MAX_COMPLEXITY, MAX_DEPTH, MAX_RECURSIVE_DEPTH, RosterSchema, request_data, request_loaders,
-    schema,
+    MAX_COMPLEXITY, MAX_DEPTH, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, RosterSchema,
+    request_data, request_loaders, schema,
 };
 pub use types::{Group, GroupType, User};

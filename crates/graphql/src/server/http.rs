@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use async_graphql::BatchRequest;
 use async_graphql::http::GraphiQLSource;
+use async_graphql::{BatchRequest, BatchResponse};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
@@ -43,8 +43,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Executes a GraphQL request (or a batch) with one set of loaders for the
-/// whole HTTP request.
+/// Executes a GraphQL request, or a batch, with one set of loaders for the
+/// whole HTTP request. The operations of a batch run one after the other,
+/// in order, so a later one reads what an earlier one wrote.
 async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -57,18 +58,23 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
         }
     };
     let loaders = request_loaders(state.db(), state.metrics().loader());
-    let batch = match batch {
-        BatchRequest::Single(request) => {
-            BatchRequest::Single(request_data(request, &loaders, state.db()))
-        }
-        BatchRequest::Batch(requests) => BatchRequest::Batch(
-            requests
-                .into_iter()
-                .map(|request| request_data(request, &loaders, state.db()))
-                .collect(),
+    let response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(
+            state
+                .schema()
+                .execute(request_data(request, &loaders, state.db()))
+                .await,
         ),
+        BatchRequest::Batch(requests) => {
+            let mut responses = Vec::with_capacity(requests.len());
+            for request in requests {
+                let request = request_data(request, &loaders, state.db());
+                responses.push(state.schema().execute(request).await);
+            }
+            BatchResponse::Batch(responses)
+        }
     };
-    Json(state.schema().execute_batch(batch).await).into_response()
+    Json(response).into_response()
 }
 
 /// The GraphiQL IDE, pointed at `/graphql`.
