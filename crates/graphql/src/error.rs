@@ -81,10 +81,9 @@ impl ErrorExtensions for ApiError {
                 current: Some(current),
                 ..
             } = self
+                && let Ok(value) = Value::from_json(current.clone())
             {
-                if let Ok(value) = Value::from_json(current.clone()) {
-                    ext.set("current", value);
-                }
+                ext.set("current", value);
             }
         })
     }
