@@ -103,8 +103,9 @@ async fn seed_locked(db: &DatabaseConnection) -> Result<bool, DbErr> {
     let mut memberships = Vec::with_capacity(USERS * GROUPS_PER_USER);
     for (u, &user_id) in user_ids.iter().enumerate() {
         for k in 0..GROUPS_PER_USER {
-            // Distinct groups per user: steps of 7 and 20 stay apart mod 60.
-            let g = (u * 7 + k * 20) % group_ids.len().max(1);
+            // Three distinct groups (offsets 0, 21, 42 of 60), of three
+            // different types (groups take the types in turn).
+            let g = (u * 7 + k * 21) % group_ids.len().max(1);
             if let Some(&group_id) = group_ids.get(g) {
                 memberships.push(users_groups::ActiveModel {
                     id: NotSet,
