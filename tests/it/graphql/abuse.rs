@@ -135,6 +135,39 @@ async fn a_body_that_is_not_graphql_is_400(db: &TestDb) {
     still_serving(&server).await;
 }
 
+async fn a_too_complex_query_is_refused(db: &TestDb) {
+    let server = start(db).await;
+    // 60 pages of 1000 users: complexity 60 000, over the limit of 50 000.
+    let fields: Vec<String> = (0..60)
+        .map(|i| format!("a{i}: users(limit: 1000) {{ id }}"))
+        .collect();
+    let answer = server
+        .run(&format!("{{ {} }}", fields.join(" ")), json!({}))
+        .await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer:#}");
+    assert!(answer["data"].is_null(), "{answer:#}");
+    still_serving(&server).await;
+}
+
+/// Text a backend cannot store (a NUL byte, on PostgreSQL) is bad input,
+/// never an internal error.
+async fn a_nul_byte_is_bad_input_where_it_cannot_be_stored(db: &TestDb) {
+    let server = start(db).await;
+    let answer = server
+        .run(
+            "mutation($u: UserInsert!) { userInsert(user: $u) { name } }",
+            json!({ "u": { "name": "nul\u{0}byte" } }),
+        )
+        .await;
+    match db.backend() {
+        roster_testkit::Backend::Postgres => {
+            assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer:#}")
+        }
+        _ => assert!(answer.get("errors").is_none(), "{answer:#}"),
+    }
+    still_serving(&server).await;
+}
+
 /// A database failure is `INTERNAL` with no SQL or internals in the answer.
 async fn a_database_failure_is_internal_and_leaks_nothing(db: &TestDb) {
     let server = start(db).await;
@@ -168,4 +201,6 @@ backend_tests!(
     a_ten_megabyte_body_gets_413,
     a_body_that_is_not_graphql_is_400,
     a_database_failure_is_internal_and_leaks_nothing,
+    a_too_complex_query_is_refused,
+    a_nul_byte_is_bad_input_where_it_cannot_be_stored,
 );
