@@ -9,6 +9,7 @@
 
 mod chunk;
 mod rows;
+mod unnest;
 
 use std::fmt::Debug;
 use std::ops::Range;
@@ -223,7 +224,7 @@ impl Store {
     /// assert_eq!((totals.inserted, totals.updated), (3, 0));
     ///
     /// // Chunk by chunk, e.g. to show progress:
-    /// let mut chunks = store.upsert_many::<user::Entity>(people(5), OnConflict::Ignore, Some(2));
+    /// let mut chunks = std::pin::pin!(store.upsert_many::<user::Entity>(people(5), OnConflict::Ignore, Some(2)));
     /// while let Some(chunk) = chunks.try_next().await? {
     ///     println!("rows {:?}: {} new, {} left alone", chunk.rows, chunk.inserted, chunk.ignored);
     /// }

@@ -303,7 +303,12 @@ async fn aborted_at_every_await_point_leaves_nothing_behind(db: &TestDb) {
     let mut rolled_back = 0;
     loop {
         let tag = format!("cut-{polls}");
-        let finished = poll_at_most(tagged_pair(&store, tag.clone(), true), polls).await;
+        let finished = tokio::time::timeout(
+            Duration::from_secs(30),
+            poll_at_most(tagged_pair(&store, tag.clone(), true), polls),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the transaction cut after {polls} polls hangs"));
         let check = tokio::time::timeout(Duration::from_secs(20), async {
             // The single connection must be free, idle, out of any
             // transaction and without the lock: a new transaction that takes
@@ -361,7 +366,12 @@ async fn aborted_at_every_await_point_leaves_nothing_behind(db: &TestDb) {
         .await
         .expect("no hang");
     for i in 0..200 {
-        let n = count_tagged(db.conn(), &format!("rand-{i}")).await;
+        let n = tokio::time::timeout(
+            Duration::from_secs(20),
+            count_tagged(db.conn(), &format!("rand-{i}")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("counting the rows of transaction {i} hangs"));
         assert!(
             n == 0 || n == 2,
             "transaction {i} is all or nothing, found {n} rows"

@@ -20,11 +20,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{self, Expr, ExprTrait, InsertStatement, Query, SimpleExpr, ValueTuple};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IdenStatic, ModelTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IdenStatic, ModelTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 
 use super::rows::{Batch, Prepared, Row};
+use super::unnest;
 use super::{OnConflict, Upsert, version_of};
 use crate::error::{Error, Result};
 use crate::{Store, lastchange};
@@ -108,25 +109,14 @@ async fn write_all<E: Upsert>(
                 Action::Nothing => (affected, 0),
             }
         }
+        DbBackend::Postgres => {
+            let (inserted, returned) = pg_write(tx, prepared, rows, action, insert).await?;
+            (inserted, returned - inserted)
+        }
         _ => {
-            let inserted_flag = if backend == DbBackend::Sqlite {
-                "1"
-            } else {
-                "(xmax = 0)"
-            };
-            insert.returning(Query::returning().expr(Expr::cust(inserted_flag)));
+            insert.returning(Query::returning().expr(Expr::cust("1")));
             let returned = conn.query_all(&insert).await.map_err(err)?;
-            if backend == DbBackend::Sqlite {
-                (returned.len() as u64, 0)
-            } else {
-                let mut inserted = 0;
-                for row in &returned {
-                    if row.try_get_by_index::<bool>(0).map_err(err)? {
-                        inserted += 1;
-                    }
-                }
-                (inserted, returned.len() as u64 - inserted)
-            }
+            (returned.len() as u64, 0)
         }
     };
     Ok(Counts {
@@ -202,18 +192,11 @@ async fn read_then_write<E: Upsert>(
     } else {
         Action::Overwrite
     };
-    let mut insert = insert_statement(prepared, &writes, backend, action)?;
+    let insert = insert_statement(prepared, &writes, backend, action)?;
     // A row inserted by another writer since the read: run the chunk again.
     let raced = match backend {
         DbBackend::Postgres => {
-            insert.returning(Query::returning().expr(Expr::cust("(xmax = 0)")));
-            let returned = conn.query_all(&insert).await.map_err(err)?;
-            let mut inserted = 0;
-            for row in &returned {
-                if row.try_get_by_index::<bool>(0).map_err(err)? {
-                    inserted += 1;
-                }
-            }
+            let (inserted, _) = pg_write(tx, prepared, &writes, action, insert).await?;
             inserted != counts.inserted
         }
         DbBackend::MySql => {
@@ -236,6 +219,40 @@ async fn read_then_write<E: Upsert>(
         });
     }
     Ok(counts)
+}
+
+/// Runs a PostgreSQL write that returns `(xmax = 0)` per written row: the
+/// `unnest` form when every column has an array type, else `fallback` (a
+/// `VALUES` list). Returns (rows inserted, rows returned).
+async fn pg_write<E: Upsert>(
+    tx: &Store,
+    prepared: &Prepared<E>,
+    rows: &[(&Row, Option<DateTime<Utc>>)],
+    action: Action,
+    mut fallback: InsertStatement,
+) -> Result<(u64, u64)> {
+    let conn = tx.connection();
+    let err = |e| Error::from_db("upsert", E::TABLE, e);
+    let on_existing = match action {
+        Action::Nothing => unnest::OnExisting::Nothing,
+        Action::Overwrite => unnest::OnExisting::Overwrite,
+        Action::Bump => unnest::OnExisting::Bump,
+    };
+    let table = E::default().table_name().to_owned();
+    let returned = match unnest::statement(prepared, rows, on_existing, &table) {
+        Some(statement) => conn.query_all_raw(statement).await.map_err(err)?,
+        None => {
+            fallback.returning(Query::returning().expr(Expr::cust("(xmax = 0)")));
+            conn.query_all(&fallback).await.map_err(err)?
+        }
+    };
+    let mut inserted = 0;
+    for row in &returned {
+        if row.try_get_by_index::<bool>(0).map_err(err)? {
+            inserted += 1;
+        }
+    }
+    Ok((inserted, returned.len() as u64))
 }
 
 /// The code that makes the transaction retry the chunk.
