@@ -201,7 +201,23 @@ impl Session {
                 let by_id: HashMap<i64, UserRow> = rows.into_iter().map(|r| (r.id, r)).collect();
                 Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
             }
-            _ => try_join_all(ids.iter().map(|&id| self.load(id))).await,
+            // Each loader's own future type: a join over `Session::load`
+            // futures would make every load as large as the largest
+            // contender's future.
+            Session::Roster(loader) => {
+                Ok(try_join_all(ids.iter().map(|&id| loader.load(id))).await?)
+            }
+            Session::Agql(loader) => try_join_all(ids.iter().map(|&id| loader.load_one(id)))
+                .await
+                .map_err(|e| anyhow!("{e}")),
+            Session::Dl(loader) => {
+                Ok(try_join_all(ids.iter().map(|&id| loader.try_load(id))).await?)
+            }
+            Session::Naive(conn) => Ok(try_join_all(
+                ids.iter()
+                    .map(|&id| user::Entity::find_by_id(id).one(&conn.db)),
+            )
+            .await?),
         }
     }
 }

@@ -142,7 +142,7 @@ pub fn markdown(machine: &Machine, reports: &[BackendReport]) -> String {
     }
     let _ = writeln!(
         out,
-        "- medians of {} runs; burst and duplicates: {} requests per run; sequential: one \
+        "- medians of {} runs; burst and duplicates: {} requests per run, the figure is the median request's rate; sequential: one \
          request of 5,000 loads per run; tokio multi-thread runtime, 2 workers; sea-orm's \
          default pool (10 connections, ping on checkout) unless said otherwise\n",
         machine.runs, machine.requests

@@ -113,28 +113,34 @@ async fn one_request(contender: Contender, conn: &Conn, ids: &[i64]) -> Result<u
     .context("request task")?
 }
 
-/// Burst or duplicates: requests one after another; throughput in loads/s
-/// (every load of these sets finds its row, so loads/s = rows/s).
+/// Burst or duplicates: requests one after another. The figure is loads per
+/// second of the median request (every load of these sets finds its row, so
+/// loads/s = rows/s): the median, not the total, so that a neighbour's burst
+/// of CPU use on a shared machine does not decide the result.
 pub async fn throughput(contender: Contender, conn: &Conn, sets: &[Vec<i64>]) -> Result<Sample> {
     // Warm-up: prepares statements on the pool's connections.
     one_request(contender, conn, &sets[0]).await?;
     let before = conn.statements.get();
-    let started = Instant::now();
-    let mut loads = 0;
+    let trace = std::env::var_os("ROSTER_BENCH_TRACE").is_some();
+    let mut rates = Vec::with_capacity(sets.len());
     for ids in sets {
+        let started = Instant::now();
         let found = one_request(contender, conn, ids).await?;
+        let elapsed = started.elapsed();
+        if trace {
+            eprintln!("  {} request: {elapsed:?}", contender.name());
+        }
         anyhow::ensure!(
             found == ids.len(),
             "{}: {found} of {} rows",
             contender.name(),
             ids.len()
         );
-        loads += found;
+        rates.push(found as f64 / elapsed.as_secs_f64());
     }
-    let elapsed = started.elapsed();
     let statements = conn.statements.get() - before;
     Ok(Sample {
-        value: loads as f64 / elapsed.as_secs_f64(),
+        value: crate::report::median(rates),
         p99: None,
         statements: statements as f64 / sets.len() as f64,
     })
