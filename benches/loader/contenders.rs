@@ -48,6 +48,20 @@ pub enum Contender {
 }
 
 impl Contender {
+    /// The short name `--only` takes.
+    pub fn key(self) -> &'static str {
+        match self {
+            Contender::Roster => "roster",
+            Contender::RawSqlx => "raw",
+            Contender::SeaOrmBatched => "seaorm",
+            Contender::AsyncGraphql => "agql",
+            Contender::AsyncGraphqlZeroDelay => "agql0",
+            Contender::DataloaderCrate => "dataloader",
+            Contender::DataloaderCrateBatch1000 => "dataloader1000",
+            Contender::NaiveN1 => "naive",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Contender::Roster => "roster Loader",

@@ -8,7 +8,9 @@
 //! Options: `--backend postgres|sqlite|mysql|all` (default `all`), `--runs N`
 //! (default 3; medians are reported), `--requests N` (requests per burst or
 //! duplicates measurement, default 20), `--no-write` (print only; otherwise
-//! `benches/RESULTS.md` and `benches/ratios.svg` are rewritten).
+//! `benches/RESULTS.md` and `benches/ratios.svg` are rewritten), `--only
+//! raw,seaorm,agql,agql0,dataloader,dataloader1000,naive` (Roster and these
+//! contenders only; implies `--no-write`).
 //! PostgreSQL and MariaDB are found through `ROSTER_TEST_POSTGRES` and
 //! `ROSTER_TEST_MYSQL` (the test suite's admin URLs); the benchmark creates,
 //! seeds and finally drops its own database `roster_bench`.
@@ -43,6 +45,7 @@ struct Args {
     runs: usize,
     requests: usize,
     write: bool,
+    contenders: Vec<Contender>,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Option<Args>> {
         runs: 3,
         requests: 20,
         write: true,
+        contenders: contenders::ALL.to_vec(),
     };
     let mut bench = false;
     let mut it = std::env::args().skip(1);
@@ -78,6 +82,16 @@ fn parse_args() -> Result<Option<Args>> {
                 anyhow::ensure!(args.requests > 0, "--requests must be at least 1");
             }
             "--no-write" => args.write = false,
+            "--only" => {
+                let value = it.next().context("--only needs a value")?;
+                let keys: Vec<&str> = value.split(',').collect();
+                args.contenders = contenders::ALL
+                    .into_iter()
+                    .filter(|c| *c == Contender::Roster || keys.contains(&c.key()))
+                    .collect();
+                // A partial run must not overwrite the published results.
+                args.write = false;
+            }
             other if other.starts_with("--") => {} // libtest flags such as --test
             _ => {}                                // a name filter: ignored
         }
@@ -130,7 +144,7 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
             .pop()
             .unwrap_or_default();
         for workload in Workload::ALL {
-            for contender in contenders::ALL {
+            for &contender in &args.contenders {
                 let sample = match workload {
                     Workload::Burst1000 => {
                         workloads::throughput(contender, &conn, &burst1000).await
@@ -169,7 +183,7 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
     let burst = workloads::id_sets(&db.user_ids, 1, 1000, 1000, 42)
         .pop()
         .unwrap_or_default();
-    for contender in contenders::ALL {
+    for &contender in &args.contenders {
         let bytes = workloads::bytes_per_row(contender, &conn, &burst).await?;
         memory.push((contender, bytes));
     }
