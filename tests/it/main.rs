@@ -11,3 +11,4 @@ mod fixtures;
 mod loader;
 mod migrations;
 mod sequence;
+mod store;

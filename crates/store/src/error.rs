@@ -63,6 +63,20 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+    /// The database refused a row of a bulk upsert; its chunk was rolled
+    /// back and wrote nothing. `row` is the row's position in the input.
+    #[error("row {row} of the upsert into {table} was refused")]
+    BadRow {
+        /// The table.
+        table: &'static str,
+        /// The row's position (from 0) in the rows given to the upsert.
+        row: usize,
+        /// The positions of the chunk's rows, none of which was written.
+        chunk: std::ops::Range<usize>,
+        /// Why: usually [`Error::Invalid`].
+        #[source]
+        source: Box<Error>,
+    },
     /// A read through the request's loader failed (the batch's database
     /// error is inside).
     #[error(transparent)]
@@ -204,9 +218,16 @@ impl Error {
     /// Whether retrying the whole transaction may succeed: a serialization
     /// failure or deadlock (PostgreSQL 40001, 40P01; MySQL 1213, 1205;
     /// SQLite busy or locked).
+    ///
+    /// An error made by hand (no backend code in its source) is retryable
+    /// when its `code` is one of those.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Database { source, .. } => is_transient(source),
+            Self::Database { source, code, .. } => {
+                is_transient(source)
+                    || (db_code(source).is_none()
+                        && matches!(code.as_deref(), Some("40001" | "40P01" | "1213" | "1205")))
+            }
             _ => false,
         }
     }
@@ -266,6 +287,15 @@ impl Error {
                 source: err,
             },
         }
+    }
+}
+
+/// Classifies an error of a statement the caller ran itself (say, on
+/// [`Store::connection`](crate::Store::connection) inside a transaction), so
+/// `?` works in a transaction's closure and retryable errors are retried.
+impl From<DbErr> for Error {
+    fn from(err: DbErr) -> Self {
+        Self::from_db("query", "-", err)
     }
 }
 

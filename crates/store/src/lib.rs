@@ -12,6 +12,9 @@
 //!   ([`add_membership`](Store::add_membership),
 //!   [`remove_membership`](Store::remove_membership)), and
 //!   [`transaction`](Store::transaction) with retry.
+//! - [`Store::upsert_many`]: bulk insert-or-update in chunks of one
+//!   statement, reported chunk by chunk ([`ChunkReport`]); [`Upsert`] makes
+//!   a table upsertable.
 //! - [`Loaders`]: the per-request set of loaders the store keeps current.
 //! - [`Error`]: `Conflict`, `NotFound`, `Invalid`, `Database` (with the
 //!   backend's code).
@@ -25,6 +28,7 @@ mod loaders;
 mod membership;
 mod store;
 mod transaction;
+mod upsert;
 
 pub use crud::MAX_PAGE;
 pub use entities::StoreEntity;
@@ -34,3 +38,4 @@ pub use loaders::Loaders;
 pub use sea_orm::IsolationLevel;
 pub use store::Store;
 pub use transaction::{RetryPolicy, TxOptions};
+pub use upsert::{ChunkReport, OnConflict, Upsert, UpsertTotals, bind_limit};

@@ -1,0 +1,353 @@
+//! Bulk upsert: [`Store::upsert_many`] writes many rows per statement, chunk
+//! by chunk, each chunk in its own transaction, and reports what each chunk
+//! did as a stream of [`ChunkReport`]s.
+//!
+//! Races between writers are resolved inside the database (`ON CONFLICT` on
+//! PostgreSQL and SQLite, `ON DUPLICATE KEY UPDATE` on MySQL); the store
+//! never issues DDL. How one chunk is written on each backend is in
+//! [`chunk`].
+
+mod chunk;
+mod rows;
+
+use std::fmt::Debug;
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use roster_entity::{group, grouptype, user, users_groups};
+use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, FromQueryResult, ModelTrait};
+
+use crate::error::{Error, Result};
+use crate::{Loaders, Store, TxOptions};
+
+pub use rows::bind_limit;
+
+/// What [`Store::upsert_many`] does with a row whose key already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnConflict {
+    /// Overwrite the stored row with the given columns; a versioned row's
+    /// `lastchange` becomes `max(now, old + 1 µs)`, as [`Store::update`]
+    /// does.
+    Update,
+    /// Leave the stored row as it is.
+    Ignore,
+    /// Overwrite the stored row only if its `lastchange` is still the one
+    /// the row carries (the version the caller read); every row that no
+    /// longer matches is reported in [`ChunkReport::conflicts`] with its
+    /// stored version. Rows that do not exist are inserted. Versioned
+    /// tables only.
+    UpdateIfUnchanged,
+}
+
+/// A table [`Store::upsert_many`] can write: its conflict key, and its
+/// version column if it has one.
+///
+/// Implemented for the directory's tables; implement it for a service's own
+/// sea-orm entities to bulk-upsert them too.
+pub trait Upsert:
+    EntityTrait<
+        Model: Clone + Debug + Send + Sync + FromQueryResult + 'static,
+        ActiveModel: ActiveModelTrait<Entity = Self> + ActiveModelBehavior + Clone + Send + Sync,
+    >
+{
+    /// The table's name, for errors and logs.
+    const TABLE: &'static str;
+
+    /// The unique key a row conflicts on (the primary key, or a unique
+    /// index such as memberships' `(user_id, group_id)`).
+    fn conflict_columns() -> Vec<Self::Column>;
+
+    /// The `lastchange` column of a versioned table: set to the current time
+    /// on insert, bumped on update, compared by
+    /// [`OnConflict::UpdateIfUnchanged`].
+    fn version_column() -> Option<Self::Column> {
+        None
+    }
+
+    /// Columns the upsert never writes (an auto-increment id when the
+    /// conflict key is another unique index).
+    fn generated_columns() -> Vec<Self::Column> {
+        Vec::new()
+    }
+
+    /// Drops what the request's loaders cached of this table once a chunk
+    /// has committed, so the request reads its own writes.
+    fn invalidate(loaders: &Loaders) {
+        let _ = loaders;
+    }
+}
+
+macro_rules! versioned_upsert {
+    ($($module:ident => $table:literal, $loader:ident;)*) => {$(
+        impl Upsert for $module::Entity {
+            const TABLE: &'static str = $table;
+            fn conflict_columns() -> Vec<$module::Column> {
+                vec![$module::Column::Id]
+            }
+            fn version_column() -> Option<$module::Column> {
+                Some($module::Column::Lastchange)
+            }
+            fn invalidate(loaders: &Loaders) {
+                loaders.$loader.clear_all();
+                loaders.clear_relations();
+            }
+        }
+    )*};
+}
+
+versioned_upsert! {
+    user => "users", users;
+    group => "groups", groups;
+    grouptype => "grouptypes", group_types;
+}
+
+impl Upsert for users_groups::Entity {
+    const TABLE: &'static str = "users_groups";
+    fn conflict_columns() -> Vec<users_groups::Column> {
+        vec![users_groups::Column::UserId, users_groups::Column::GroupId]
+    }
+    fn generated_columns() -> Vec<users_groups::Column> {
+        vec![users_groups::Column::Id]
+    }
+    fn invalidate(loaders: &Loaders) {
+        loaders.clear_relations();
+    }
+}
+
+/// What one chunk of [`Store::upsert_many`] did. Its transaction has
+/// committed when the report is yielded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChunkReport<M> {
+    /// The positions in the caller's input this chunk covers. The ranges of
+    /// a call's chunks are consecutive and cover the whole input.
+    pub rows: Range<usize>,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Existing rows overwritten.
+    pub updated: u64,
+    /// Existing rows left as they were ([`OnConflict::Ignore`]).
+    pub ignored: u64,
+    /// Rows left out because a later row of the same call has the same key
+    /// (the last occurrence wins).
+    pub superseded: u64,
+    /// [`OnConflict::UpdateIfUnchanged`]: the stored versions of the rows
+    /// that were not written because their `lastchange` no longer matched.
+    pub conflicts: Vec<M>,
+}
+
+/// The sum of a call's [`ChunkReport`]s, from [`Store::upsert_all`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpsertTotals<M> {
+    /// Chunks written (one statement and one transaction each).
+    pub chunks: u64,
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Existing rows overwritten.
+    pub updated: u64,
+    /// Existing rows left as they were.
+    pub ignored: u64,
+    /// Rows left out for a later row with the same key.
+    pub superseded: u64,
+    /// Stored versions of the rows not written for a stale `lastchange`.
+    pub conflicts: Vec<M>,
+}
+
+impl<M> Default for UpsertTotals<M> {
+    fn default() -> Self {
+        Self {
+            chunks: 0,
+            inserted: 0,
+            updated: 0,
+            ignored: 0,
+            superseded: 0,
+            conflicts: Vec::new(),
+        }
+    }
+}
+
+impl<M> UpsertTotals<M> {
+    fn add(&mut self, chunk: ChunkReport<M>) {
+        self.chunks += 1;
+        self.inserted += chunk.inserted;
+        self.updated += chunk.updated;
+        self.ignored += chunk.ignored;
+        self.superseded += chunk.superseded;
+        self.conflicts.extend(chunk.conflicts);
+    }
+}
+
+impl Store {
+    /// Inserts or updates `rows` (sea-orm active models; every row sets the
+    /// same columns, including the conflict key) in chunks of one statement
+    /// each, and yields what each chunk did.
+    ///
+    /// - Chunks hold `chunk` rows, or (with `None`) as many as the
+    ///   backend's bind-parameter limit allows. Each chunk runs in its own
+    ///   transaction, retried on serialization failure or deadlock; inside a
+    ///   caller's transaction each chunk is a savepoint of it.
+    /// - Rows with the same key in one call: the last one wins, the others
+    ///   are counted as `superseded`.
+    /// - A versioned row's `lastchange` is the current time on insert and
+    ///   `max(now, old + 1 µs)` on update; with
+    ///   [`OnConflict::UpdateIfUnchanged`] the row's own `lastchange` is the
+    ///   version it expects.
+    /// - A chunk that fails yields an error and writes nothing; when the
+    ///   database refused one of its rows, the error is
+    ///   [`Error::BadRow`] naming the row's position in `rows`. Chunks
+    ///   before it stay committed; the stream goes on with the next chunk,
+    ///   so stop polling it to stop there. Dropping the stream part-way
+    ///   rolls back the chunk in flight.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+    /// # roster_migrations::run(&url, roster_migrations::Action::Up { steps: None }).await?;
+    /// # let db = sea_orm::Database::connect(&url).await?;
+    /// use futures::TryStreamExt;
+    /// use roster_entity::user;
+    /// use roster_store::{OnConflict, Store};
+    /// use sea_orm::ActiveValue::Set;
+    ///
+    /// let store = Store::new(db);
+    /// let people = |n: i64| (1..=n).map(|id| user::ActiveModel {
+    ///     id: Set(id),
+    ///     name: Set(Some(format!("user {id}"))),
+    ///     ..Default::default()
+    /// });
+    /// let totals = store.upsert_all::<user::Entity>(people(3), OnConflict::Update, None).await?;
+    /// assert_eq!((totals.inserted, totals.updated), (3, 0));
+    ///
+    /// // Chunk by chunk, e.g. to show progress:
+    /// let mut chunks = store.upsert_many::<user::Entity>(people(5), OnConflict::Ignore, Some(2));
+    /// while let Some(chunk) = chunks.try_next().await? {
+    ///     println!("rows {:?}: {} new, {} left alone", chunk.rows, chunk.inserted, chunk.ignored);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn upsert_many<E>(
+        &self,
+        rows: impl IntoIterator<Item = E::ActiveModel>,
+        on_conflict: OnConflict,
+        chunk: Option<usize>,
+    ) -> impl Stream<Item = Result<ChunkReport<E::Model>>> + Send + 'static
+    where
+        E: Upsert,
+    {
+        let prepared = self
+            .check_writable(E::TABLE)
+            .and_then(|()| rows::Prepared::<E>::new(rows, on_conflict, chunk, self.backend()));
+        let store = self.clone();
+        let state = match prepared {
+            Ok(prepared) => State::Ready {
+                store,
+                prepared: Arc::new(prepared),
+                next: 0,
+            },
+            Err(err) => State::Failed(err),
+        };
+        futures::stream::unfold(state, |state| async move {
+            match state {
+                State::Done => None,
+                State::Failed(err) => Some((Err(err), State::Done)),
+                State::Ready {
+                    store,
+                    prepared,
+                    next,
+                } => {
+                    let batch = prepared.chunks.get(next)?.clone();
+                    let report = store.upsert_chunk(&prepared, &batch).await;
+                    let state = State::Ready {
+                        store,
+                        prepared,
+                        next: next + 1,
+                    };
+                    Some((report, state))
+                }
+            }
+        })
+    }
+
+    /// [`upsert_many`](Store::upsert_many), folded into totals; stops at
+    /// the first failed chunk (the chunks before it stay committed).
+    pub async fn upsert_all<E>(
+        &self,
+        rows: impl IntoIterator<Item = E::ActiveModel>,
+        on_conflict: OnConflict,
+        chunk: Option<usize>,
+    ) -> Result<UpsertTotals<E::Model>>
+    where
+        E: Upsert,
+    {
+        use futures::TryStreamExt;
+        let stream = self.upsert_many::<E>(rows, on_conflict, chunk);
+        stream
+            .try_fold(UpsertTotals::default(), |mut totals, chunk| async move {
+                totals.add(chunk);
+                Ok(totals)
+            })
+            .await
+    }
+
+    /// Writes one chunk in its own transaction (a savepoint inside the
+    /// caller's), and names the bad row if the database refused one.
+    async fn upsert_chunk<E: Upsert>(
+        &self,
+        prepared: &Arc<rows::Prepared<E>>,
+        batch: &rows::Batch,
+    ) -> Result<ChunkReport<E::Model>> {
+        let now = crate::lastchange::truncate_to_micros(Utc::now());
+        let result = self
+            .transaction(TxOptions::new(), |tx| {
+                let (prepared, batch) = (prepared.clone(), batch.clone());
+                async move {
+                    let counts = chunk::write::<E>(&tx, &prepared, &batch, now).await?;
+                    tx.after_write(E::invalidate);
+                    Ok(counts)
+                }
+            })
+            .await;
+        match result {
+            Ok(counts) => Ok(ChunkReport {
+                rows: batch.input.clone(),
+                inserted: counts.inserted,
+                updated: counts.updated,
+                ignored: counts.ignored,
+                superseded: batch.superseded,
+                conflicts: counts.conflicts,
+            }),
+            Err(err @ Error::Invalid { .. }) if self.tx.is_none() => {
+                match chunk::find_bad_row::<E>(&self.db, prepared, batch, now).await {
+                    Some(row) => Err(Error::BadRow {
+                        table: E::TABLE,
+                        row,
+                        chunk: batch.input.clone(),
+                        source: Box::new(err),
+                    }),
+                    None => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+enum State<E: Upsert> {
+    Ready {
+        store: Store,
+        prepared: Arc<rows::Prepared<E>>,
+        next: usize,
+    },
+    Failed(Error),
+    Done,
+}
+
+/// A stored row's version, for [`OnConflict::UpdateIfUnchanged`].
+fn version_of<E: Upsert>(model: &E::Model) -> Option<DateTime<Utc>> {
+    let column = E::version_column()?;
+    rows::datetime(model.get(column))
+}

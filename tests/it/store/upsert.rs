@@ -1,0 +1,352 @@
+//! Bulk upsert on every backend: exact per-chunk counts, chunking under the
+//! bind-parameter limit, concurrent writers, failing chunks, version-checked
+//! upserts and duplicate keys.
+
+use futures::StreamExt;
+use roster::entity::{group, user, users_groups};
+use roster::store::{Error, InvalidReason, OnConflict, Store, bind_limit};
+use roster_testkit::{TestDb, backend_tests};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+
+/// Ids far above what the shared id sequence hands out in a test.
+const BASE: i64 = 1_000_000;
+
+fn person(id: i64, tag: &str) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(BASE + id),
+        name: Set(Some(format!("{tag}-name"))),
+        surname: Set(Some(format!("{tag}-surname"))),
+        email: Set(Some(format!("{tag}@example.org"))),
+        ..Default::default()
+    }
+}
+
+async fn users_in(db: &TestDb) -> Vec<user::Model> {
+    user::Entity::find()
+        .filter(user::Column::Id.gte(BASE))
+        .order_by_asc(user::Column::Id)
+        .all(db.conn())
+        .await
+        .expect("read users")
+}
+
+async fn mixed_batch_counts_are_exact(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let first = store
+        .upsert_all::<user::Entity>((0..3).map(|i| person(i, "old")), OnConflict::Update, None)
+        .await
+        .expect("first upsert");
+    assert_eq!((first.inserted, first.updated, first.ignored), (3, 0, 0));
+    let before = users_in(db).await;
+
+    // 3 existing rows and 2 new ones: MySQL's 2 affected rows per update
+    // must not leak into the counts.
+    let mixed = store
+        .upsert_all::<user::Entity>((0..5).map(|i| person(i, "new")), OnConflict::Update, None)
+        .await
+        .expect("mixed upsert");
+    assert_eq!(
+        (mixed.inserted, mixed.updated, mixed.ignored, mixed.chunks),
+        (2, 3, 0, 1)
+    );
+    let after = users_in(db).await;
+    assert_eq!(after.len(), 5);
+    for (old, new) in before.iter().zip(&after) {
+        assert_eq!(new.name.as_deref(), Some("new-name"));
+        assert!(new.lastchange > old.lastchange, "lastchange was bumped");
+    }
+
+    // Everything present under Ignore: nothing written, no error.
+    let ignored = store
+        .upsert_all::<user::Entity>(
+            (0..5).map(|i| person(i, "ignored")),
+            OnConflict::Ignore,
+            None,
+        )
+        .await
+        .expect("ignore upsert");
+    assert_eq!(
+        (ignored.inserted, ignored.updated, ignored.ignored),
+        (0, 0, 5)
+    );
+    assert_eq!(users_in(db).await, after, "Ignore left the rows alone");
+}
+
+async fn a_hundred_thousand_rows_are_chunked_under_the_limit(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let n = 100_000;
+    let mut chunks = Vec::new();
+    let mut stream = std::pin::pin!(store.upsert_many::<user::Entity>(
+        (0..n).map(|i| person(i, "bulk")),
+        OnConflict::Update,
+        None,
+    ));
+    while let Some(chunk) = stream.next().await {
+        chunks.push(chunk.expect("chunk"));
+    }
+    // 4 columns and lastchange per row.
+    let per_chunk = bind_limit(db.conn().get_database_backend()) / 5;
+    assert_eq!(chunks.len(), (n as usize).div_ceil(per_chunk));
+    let mut next = 0;
+    for chunk in &chunks {
+        assert_eq!(
+            chunk.rows.start, next,
+            "the chunks cover the input in order"
+        );
+        assert!(chunk.rows.len() <= per_chunk);
+        assert_eq!(chunk.inserted, chunk.rows.len() as u64);
+        next = chunk.rows.end;
+    }
+    assert_eq!(next, n as usize);
+    let stored = user::Entity::find()
+        .filter(user::Column::Id.gte(BASE))
+        .count(db.conn())
+        .await
+        .expect("count");
+    assert_eq!(stored, n as u64);
+}
+
+async fn concurrent_overlapping_upserts_leave_whole_rows(db: &TestDb) {
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = Store::new(db.conn().clone());
+            tokio::spawn(async move {
+                // Overlapping, in a different order per writer.
+                let mut ids: Vec<i64> = (0..300).collect();
+                ids.rotate_left(w * 37);
+                store
+                    .upsert_all::<user::Entity>(
+                        ids.into_iter().map(|i| person(i, &format!("w{w}"))),
+                        OnConflict::Update,
+                        Some(50),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut inserted = 0;
+    for writer in writers {
+        let totals = writer.await.expect("task").expect("no error");
+        assert_eq!(totals.inserted + totals.updated, 300);
+        inserted += totals.inserted;
+    }
+    assert_eq!(inserted, 300, "each row inserted once in all");
+    let rows = users_in(db).await;
+    assert_eq!(rows.len(), 300, "no duplicate, none missing");
+    for row in rows {
+        let tag = row.name.as_deref().and_then(|n| n.strip_suffix("-name"));
+        let tag = tag.expect("a writer's name");
+        assert_eq!(
+            row.surname,
+            Some(format!("{tag}-surname")),
+            "torn row {}",
+            row.id
+        );
+        assert_eq!(
+            row.email,
+            Some(format!("{tag}@example.org")),
+            "torn row {}",
+            row.id
+        );
+    }
+}
+
+async fn a_failing_chunk_names_the_row_and_leaves_the_others(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let rows = (0..30).map(|i| group::ActiveModel {
+        id: Set(BASE + i),
+        name: Set(Some(format!("g{i}"))),
+        // Row 15 names a group type that does not exist.
+        grouptype_id: Set((i == 15).then_some(BASE * 7)),
+        ..Default::default()
+    });
+    let results: Vec<_> = store
+        .upsert_many::<group::Entity>(rows, OnConflict::Update, Some(10))
+        .collect()
+        .await;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().expect("chunk 0").inserted, 10);
+    match &results[1] {
+        Err(Error::BadRow { row, source, .. }) => {
+            assert_eq!(*row, 15);
+            assert!(
+                matches!(
+                    **source,
+                    Error::Invalid {
+                        reason: InvalidReason::UnknownReference,
+                        ..
+                    }
+                ),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected BadRow, got {other:?}"),
+    }
+    assert_eq!(results[2].as_ref().expect("chunk 2").inserted, 10);
+    let ids: Vec<i64> = group::Entity::find()
+        .filter(group::Column::Id.gte(BASE))
+        .order_by_asc(group::Column::Id)
+        .all(db.conn())
+        .await
+        .expect("groups")
+        .into_iter()
+        .map(|g| g.id - BASE)
+        .collect();
+    let expected: Vec<i64> = (0..10).chain(20..30).collect();
+    assert_eq!(ids, expected, "the failed chunk wrote nothing");
+}
+
+async fn update_if_unchanged_reports_exactly_the_stale_rows(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    store
+        .upsert_all::<user::Entity>((0..6).map(|i| person(i, "read")), OnConflict::Update, None)
+        .await
+        .expect("seed");
+    let read = users_in(db).await;
+    // Someone else changes rows 1 and 4 after we read them.
+    for i in [1, 4] {
+        store
+            .update::<user::Entity>(read[i].id, read[i].lastchange, super::rename("theirs"))
+            .await
+            .expect("their update");
+    }
+    let rows = read.iter().map(|m| user::ActiveModel {
+        id: Set(m.id),
+        name: Set(Some("mine".into())),
+        lastchange: Set(m.lastchange),
+        ..Default::default()
+    });
+    // Plus one new row.
+    let new = user::ActiveModel {
+        id: Set(BASE + 99),
+        name: Set(Some("mine".into())),
+        lastchange: Set(read[0].lastchange),
+        ..Default::default()
+    };
+    let totals = store
+        .upsert_all::<user::Entity>(rows.chain([new]), OnConflict::UpdateIfUnchanged, None)
+        .await
+        .expect("upsert");
+    assert_eq!((totals.inserted, totals.updated), (1, 4));
+    let mut stale: Vec<i64> = totals.conflicts.iter().map(|m| m.id - BASE).collect();
+    stale.sort_unstable();
+    assert_eq!(stale, vec![1, 4]);
+    assert!(
+        totals
+            .conflicts
+            .iter()
+            .all(|m| m.name.as_deref() == Some("theirs"))
+    );
+    let after = users_in(db).await;
+    let names: Vec<_> = after
+        .iter()
+        .map(|m| m.name.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        ["mine", "theirs", "mine", "mine", "theirs", "mine", "mine"]
+    );
+    for (old, new) in read.iter().zip(&after) {
+        if new.name.as_deref() == Some("mine") {
+            assert!(new.lastchange > old.lastchange);
+        }
+    }
+}
+
+async fn duplicate_keys_in_one_call_the_last_wins(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let rows = [person(1, "first"), person(2, "only"), person(1, "last")];
+    let totals = store
+        .upsert_all::<user::Entity>(rows, OnConflict::Update, None)
+        .await
+        .expect("upsert");
+    assert_eq!((totals.inserted, totals.superseded), (2, 1));
+    let names: Vec<_> = users_in(db).await.into_iter().map(|m| m.name).collect();
+    assert_eq!(
+        names,
+        [Some("last-name".to_owned()), Some("only-name".to_owned())]
+    );
+}
+
+async fn memberships_upsert_on_their_unique_key(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let ada = super::new_user(&store, "Ada").await;
+    let counter = super::new_counter(&store).await;
+    let link = || users_groups::ActiveModel {
+        user_id: Set(ada.id),
+        group_id: Set(counter.id),
+        ..Default::default()
+    };
+    let first = store
+        .upsert_all::<users_groups::Entity>([link(), link()], OnConflict::Ignore, None)
+        .await
+        .expect("first");
+    assert_eq!((first.inserted, first.superseded), (1, 1));
+    let again = store
+        .upsert_all::<users_groups::Entity>([link()], OnConflict::Update, None)
+        .await
+        .expect("again");
+    assert_eq!((again.inserted, again.ignored), (0, 1));
+    let members = store
+        .loaders()
+        .users_of_group
+        .load(counter.id)
+        .await
+        .expect("load");
+    assert_eq!(members.map(|m| m.len()), Some(1));
+}
+
+async fn bad_input_is_refused_before_sending(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let mixed = [
+        person(1, "a"),
+        user::ActiveModel {
+            id: Set(BASE + 2),
+            ..Default::default()
+        },
+    ];
+    let err = store
+        .upsert_all::<user::Entity>(mixed, OnConflict::Update, None)
+        .await
+        .expect_err("rows setting different columns");
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    let no_key = user::ActiveModel {
+        name: Set(Some("x".into())),
+        ..Default::default()
+    };
+    let err = store
+        .upsert_all::<user::Entity>([no_key], OnConflict::Update, None)
+        .await
+        .expect_err("no key");
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    let err = store
+        .upsert_all::<user::Entity>([person(1, "a")], OnConflict::UpdateIfUnchanged, None)
+        .await
+        .expect_err("no version to compare");
+    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    assert!(users_in(db).await.is_empty(), "nothing written");
+}
+
+async fn a_nul_byte_names_its_row_on_postgres(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let rows = (0..5).map(|i| person(i, if i == 3 { "bad\0" } else { "ok" }));
+    let err = store
+        .upsert_all::<user::Entity>(rows, OnConflict::Update, None)
+        .await
+        .expect_err("NUL byte");
+    assert!(matches!(err, Error::BadRow { row: 3, .. }), "{err:?}");
+    assert!(users_in(db).await.is_empty(), "the chunk wrote nothing");
+}
+
+backend_tests!(migrated:
+    mixed_batch_counts_are_exact,
+    a_hundred_thousand_rows_are_chunked_under_the_limit,
+    concurrent_overlapping_upserts_leave_whole_rows,
+    a_failing_chunk_names_the_row_and_leaves_the_others,
+    update_if_unchanged_reports_exactly_the_stale_rows,
+    duplicate_keys_in_one_call_the_last_wins,
+    memberships_upsert_on_their_unique_key,
+    bad_input_is_refused_before_sending,
+);
+backend_tests!(migrated on [postgres]: a_nul_byte_names_its_row_on_postgres);
