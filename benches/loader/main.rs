@@ -188,7 +188,8 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
         memory.push((contender, bytes));
     }
     conn.db.clone().close().await.ok();
-    let pool = if db.backend == Backend::Postgres {
+    let full = args.contenders.len() == contenders::ALL.len();
+    let pool = if db.backend == Backend::Postgres && full {
         pool_settings(db, args, sizes).await?
     } else {
         Vec::new()

@@ -310,7 +310,8 @@ pub fn chart(path: &Path, reports: &[BackendReport]) -> Result<()> {
             .flat_map(|&w| contenders::ALL.iter().filter_map(move |&c| r.ratio(w, c)))
             .filter(|x| x.is_finite())
             .fold(1.0_f64, f64::max);
-        let top = (max * 1.15).max(1.3);
+        // Headroom above the tallest bar for the legend (upper right).
+        let top = (max * 1.8).max(1.5);
         let mut chart = ChartBuilder::on(area)
             .caption(
                 format!(
