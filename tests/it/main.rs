@@ -8,6 +8,7 @@
 mod constraints;
 mod entity;
 mod fixtures;
+mod graphql;
 mod loader;
 mod migrations;
 mod sequence;

@@ -1,5 +1,68 @@
-//! Roster's GraphQL schema (async-graphql), resolved through the loader and
-//! the store.
+//! Roster's GraphQL API: an [async-graphql] schema over the Roster loader and
+//! store, and the HTTP server around it.
 //!
-//! Not implemented yet: this crate is a placeholder for the GraphQL issue. The
-//! schema it will implement is "GraphQL contract" in `DESIGN.md`.
+//! The contract it implements is "GraphQL contract" and "Server" in
+//! `DESIGN.md`: the field names are the API.
+//!
+//! Every resolver reads through the request's [`Loaders`](roster_store::Loaders),
+//! so a nested query such as
+//! `groups(limit: 50) { groupType { name } users { groups { name } } }`
+//! costs one statement per level, not one per row; every mutation writes
+//! through a [`Store`](roster_store::Store) sharing those loaders, so a read
+//! after a write in the same request sees the write.
+//!
+//! # Layout
+//! - [`schema()`]: the schema with its depth, complexity and recursion
+//!   limits; [`request_data`] and [`request_loaders`]: what each request needs.
+//! - [`Query`], [`Mutation`]: the root types; [`User`], [`Group`],
+//!   [`GroupType`]: the output types; [`DateTime`]: the scalar.
+//! - [`ApiError`]: `extensions.code` (`CONFLICT`, `NOT_FOUND`,
+//!   `BAD_USER_INPUT`, `INTERNAL`), in one place.
+//! - [`server`]: the axum server (`POST /graphql`, GraphiQL, `/health`,
+//!   `/metrics`), its configuration, migration and demo data.
+//!
+//! # Example
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+//! # roster_migrations::run(&url, roster_migrations::Action::Up { steps: None }).await?;
+//! # let db = sea_orm::Database::connect(&url).await?;
+//! use std::sync::Arc;
+//! use roster_graphql::{request_data, request_loaders, schema};
+//!
+//! let schema = schema();
+//! let loaders = request_loaders(&db, &Arc::new(roster_loader::LoaderMetrics::new()));
+//! let request = async_graphql::Request::new(
+//!     r#"mutation { userInsert(user: { name: "Ada" }) { id name groups { name } } }"#,
+//! );
+//! let response = schema.execute(request_data(request, &loaders, &db)).await;
+//! assert!(response.errors.is_empty(), "{:?}", response.errors);
+//! let data = response.data.into_json()?;
+//! assert_eq!(data["userInsert"]["name"], "Ada");
+//! # Ok(()) }
+//! ```
+//!
+//! [async-graphql]: https://docs.rs/async-graphql
+
+mod error;
+mod limits;
+mod mutation;
+mod query;
+mod scalars;
+mod schema;
+pub mod server;
+mod types;
+
+pub use error::ApiError;
+pub use mutation::{
+    GroupInsert, GroupTypeInsert, GroupTypeUpdate, GroupUpdate, Mutation, UserInsert, UserUpdate,
+};
+pub use query::{MAX_LIMIT, Query};
+pub use scalars::DateTime;
+pub use schema::{
+    MAX_COMPLEXITY, MAX_DEPTH, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, RosterSchema,
+    request_data, request_loaders, schema,
+};
+pub use types::{Group, GroupType, User};

@@ -1,0 +1,134 @@
+//! [`ApiError`]: every error the API returns, and how store and loader errors
+//! map onto it. This is the one place that decides `extensions.code`.
+
+use async_graphql::{ErrorExtensions, Value};
+use roster_entity::{group, grouptype, user};
+
+use crate::types::{group_json, grouptype_json, user_json};
+
+/// An error as the client sees it: a message and `extensions.code`.
+///
+/// Convert with `.extend()` (from [`ErrorExtensions`]) or the crate's
+/// `ResultExt::api`; never through `?` into `async_graphql::Error` directly,
+/// which would keep the message and drop the extensions.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// `CONFLICT`: the row changed since the caller read it; `current` is
+    /// the row as stored, in the GraphQL shape (`extensions.current`).
+    #[error("{table} {id} was changed by someone else; extensions.current holds the stored row")]
+    Conflict {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: i64,
+        /// The stored row, shaped like the GraphQL type.
+        current: Option<serde_json::Value>,
+    },
+    /// `NOT_FOUND`: no row with this id.
+    #[error("{table} {id} not found")]
+    NotFound {
+        /// The table.
+        table: &'static str,
+        /// The id asked for.
+        id: i64,
+    },
+    /// `BAD_USER_INPUT`: a bad `ID`, `limit`, `DateTime`, or input the
+    /// store refused (an unknown foreign key, text it cannot store …).
+    #[error("{0}")]
+    BadUserInput(String),
+    /// `INTERNAL`: anything else. The client sees only "internal error"; the
+    /// cause was logged when the error was made.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The value of `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => "CONFLICT",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// `BAD_USER_INPUT` with `message`.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::BadUserInput(message.into())
+    }
+
+    /// `INTERNAL`, logging `error` (with its causes) for the operator.
+    pub fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(error = %chain, "internal error answering a GraphQL request");
+        Self::Internal
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            if let Self::Conflict {
+                current: Some(current),
+                ..
+            } = self
+                && let Ok(value) = Value::from_json(current.clone())
+            {
+                ext.set("current", value);
+            }
+        })
+    }
+}
+
+impl From<roster_store::Error> for ApiError {
+    fn from(err: roster_store::Error) -> Self {
+        use roster_store::Error;
+        match err {
+            Error::Conflict(conflict) => {
+                let current = conflict
+                    .current::<user::Model>()
+                    .map(user_json)
+                    .or_else(|| conflict.current::<group::Model>().map(group_json))
+                    .or_else(|| conflict.current::<grouptype::Model>().map(grouptype_json));
+                Self::Conflict {
+                    table: conflict.table,
+                    id: conflict.id,
+                    current,
+                }
+            }
+            Error::NotFound { table, id } => Self::NotFound { table, id },
+            Error::Invalid { table, reason, .. } => {
+                Self::BadUserInput(format!("invalid input for {table}: {reason}"))
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<roster_loader::Error> for ApiError {
+    fn from(err: roster_loader::Error) -> Self {
+        Self::internal(&err)
+    }
+}
+
+/// `.api()` turns any error that maps onto [`ApiError`] into an
+/// `async_graphql::Error` that carries `extensions.code`.
+pub(crate) trait ResultExt<T> {
+    /// The result with its error mapped through [`ApiError`].
+    fn api(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: Into<ApiError>> ResultExt<T> for Result<T, E> {
+    fn api(self) -> async_graphql::Result<T> {
+        self.map_err(|e| e.into().extend())
+    }
+}

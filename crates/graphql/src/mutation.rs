@@ -1,0 +1,266 @@
+//! `Mutation`: inserts, optimistic updates and deletes, memberships; all
+//! through the request's [`Store`](roster_store::Store), so later reads in
+//! the same request see the writes.
+
+use async_graphql::{Context, ID, InputObject, Object};
+use roster_entity::{group, grouptype, user};
+use sea_orm::ActiveValue;
+use sea_orm::ActiveValue::{NotSet, Set};
+
+use crate::error::ResultExt;
+use crate::scalars::{DateTime, parse_id};
+use crate::types::{Group, GroupType, User, store};
+
+/// A new user; fields left out are null.
+#[derive(Debug, InputObject)]
+pub struct UserInsert {
+    name: Option<String>,
+    surname: Option<String>,
+    email: Option<String>,
+    external_id: Option<ID>,
+}
+
+/// Changes to a user read at `lastchange`; fields left out (or null) stay.
+#[derive(Debug, InputObject)]
+pub struct UserUpdate {
+    id: ID,
+    lastchange: DateTime,
+    name: Option<String>,
+    surname: Option<String>,
+    email: Option<String>,
+    external_id: Option<ID>,
+}
+
+/// A new group; fields left out are null.
+#[derive(Debug, InputObject)]
+pub struct GroupInsert {
+    name: Option<String>,
+    entry_year_id: Option<i32>,
+    external_id: Option<String>,
+    group_type_id: Option<ID>,
+}
+
+/// Changes to a group read at `lastchange`; fields left out (or null) stay.
+#[derive(Debug, InputObject)]
+pub struct GroupUpdate {
+    id: ID,
+    lastchange: DateTime,
+    name: Option<String>,
+    entry_year_id: Option<i32>,
+    external_id: Option<String>,
+    group_type_id: Option<ID>,
+}
+
+/// A new group type.
+#[derive(Debug, InputObject)]
+pub struct GroupTypeInsert {
+    name: Option<String>,
+}
+
+/// Changes to a group type read at `lastchange`; fields left out (or null) stay.
+#[derive(Debug, InputObject)]
+pub struct GroupTypeUpdate {
+    id: ID,
+    lastchange: DateTime,
+    name: Option<String>,
+}
+
+/// `Set(Some(v))` for a given value, `NotSet` for one left out.
+fn given<T>(value: Option<T>) -> ActiveValue<Option<T>>
+where
+    Option<T>: Into<sea_orm::Value>,
+{
+    match value {
+        Some(v) => Set(Some(v)),
+        None => NotSet,
+    }
+}
+
+/// Like [`given`], for an `ID` that must name a 64-bit id.
+fn given_id(value: Option<ID>) -> async_graphql::Result<ActiveValue<Option<i64>>> {
+    Ok(given(value.as_ref().map(parse_id).transpose().api()?))
+}
+
+/// The root mutation.
+#[derive(Debug, Default)]
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Adds a user; returns it as stored.
+    async fn user_insert(
+        &self,
+        ctx: &Context<'_>,
+        user: UserInsert,
+    ) -> async_graphql::Result<User> {
+        let row = user::ActiveModel {
+            name: given(user.name),
+            surname: given(user.surname),
+            email: given(user.email),
+            external_id: given_id(user.external_id)?,
+            ..Default::default()
+        };
+        Ok(User(store(ctx)?.insert::<user::Entity>(row).await.api()?))
+    }
+
+    /// Changes a user if it is still at `lastchange` (else `CONFLICT`).
+    async fn user_update(
+        &self,
+        ctx: &Context<'_>,
+        user: UserUpdate,
+    ) -> async_graphql::Result<User> {
+        let id = parse_id(&user.id).api()?;
+        let changes = user::ActiveModel {
+            name: given(user.name),
+            surname: given(user.surname),
+            email: given(user.email),
+            external_id: given_id(user.external_id)?,
+            ..Default::default()
+        };
+        let stored = store(ctx)?
+            .update::<user::Entity>(id, user.lastchange.0, changes)
+            .await
+            .api()?;
+        Ok(User(stored))
+    }
+
+    /// Deletes a user (and its memberships); with `lastchange`, only if it
+    /// is still at that version.
+    async fn user_delete(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        lastchange: Option<DateTime>,
+    ) -> async_graphql::Result<bool> {
+        let id = parse_id(&id).api()?;
+        store(ctx)?
+            .delete::<user::Entity>(id, lastchange.map(|t| t.0))
+            .await
+            .api()?;
+        Ok(true)
+    }
+
+    /// Adds a group; returns it as stored.
+    async fn group_insert(
+        &self,
+        ctx: &Context<'_>,
+        group: GroupInsert,
+    ) -> async_graphql::Result<Group> {
+        let row = group::ActiveModel {
+            name: given(group.name),
+            entry_year_id: given(group.entry_year_id),
+            external_id: given(group.external_id),
+            grouptype_id: given_id(group.group_type_id)?,
+            ..Default::default()
+        };
+        Ok(Group(store(ctx)?.insert::<group::Entity>(row).await.api()?))
+    }
+
+    /// Changes a group if it is still at `lastchange` (else `CONFLICT`).
+    async fn group_update(
+        &self,
+        ctx: &Context<'_>,
+        group: GroupUpdate,
+    ) -> async_graphql::Result<Group> {
+        let id = parse_id(&group.id).api()?;
+        let changes = group::ActiveModel {
+            name: given(group.name),
+            entry_year_id: given(group.entry_year_id),
+            external_id: given(group.external_id),
+            grouptype_id: given_id(group.group_type_id)?,
+            ..Default::default()
+        };
+        let stored = store(ctx)?
+            .update::<group::Entity>(id, group.lastchange.0, changes)
+            .await
+            .api()?;
+        Ok(Group(stored))
+    }
+
+    /// Deletes a group (and its memberships); with `lastchange`, only if it
+    /// is still at that version.
+    async fn group_delete(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        lastchange: Option<DateTime>,
+    ) -> async_graphql::Result<bool> {
+        let id = parse_id(&id).api()?;
+        store(ctx)?
+            .delete::<group::Entity>(id, lastchange.map(|t| t.0))
+            .await
+            .api()?;
+        Ok(true)
+    }
+
+    /// Adds a group type; returns it as stored.
+    async fn group_type_insert(
+        &self,
+        ctx: &Context<'_>,
+        group_type: GroupTypeInsert,
+    ) -> async_graphql::Result<GroupType> {
+        let row = grouptype::ActiveModel {
+            name: given(group_type.name),
+            ..Default::default()
+        };
+        let stored = store(ctx)?.insert::<grouptype::Entity>(row).await.api()?;
+        Ok(GroupType(stored))
+    }
+
+    /// Changes a group type if it is still at `lastchange` (else `CONFLICT`).
+    async fn group_type_update(
+        &self,
+        ctx: &Context<'_>,
+        group_type: GroupTypeUpdate,
+    ) -> async_graphql::Result<GroupType> {
+        let id = parse_id(&group_type.id).api()?;
+        let changes = grouptype::ActiveModel {
+            name: given(group_type.name),
+            ..Default::default()
+        };
+        let stored = store(ctx)?
+            .update::<grouptype::Entity>(id, group_type.lastchange.0, changes)
+            .await
+            .api()?;
+        Ok(GroupType(stored))
+    }
+
+    /// Deletes a group type no group uses any more (else `BAD_USER_INPUT`);
+    /// with `lastchange`, only if it is still at that version.
+    async fn group_type_delete(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        lastchange: Option<DateTime>,
+    ) -> async_graphql::Result<bool> {
+        let id = parse_id(&id).api()?;
+        store(ctx)?
+            .delete::<grouptype::Entity>(id, lastchange.map(|t| t.0))
+            .await
+            .api()?;
+        Ok(true)
+    }
+
+    /// Makes a user a member of a group: `true` if added, `false` if it
+    /// already was one. An unknown user or group is `BAD_USER_INPUT`.
+    async fn membership_add(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        group_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (user_id, group_id) = (parse_id(&user_id).api()?, parse_id(&group_id).api()?);
+        store(ctx)?.add_membership(user_id, group_id).await.api()
+    }
+
+    /// Ends a membership: `true` if it existed.
+    async fn membership_remove(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        group_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let (user_id, group_id) = (parse_id(&user_id).api()?, parse_id(&group_id).api()?);
+        store(ctx)?.remove_membership(user_id, group_id).await.api()
+    }
+}

@@ -1,0 +1,149 @@
+//! `Query`: rows by id and pages of rows, read through the request's loaders
+//! and store.
+
+use async_graphql::{Context, ID, Object};
+use roster_entity::{group, grouptype, user};
+use roster_store::StoreEntity;
+
+use crate::error::{ApiError, ResultExt};
+use crate::scalars::parse_id;
+use crate::types::{Group, GroupType, User, loaders, store};
+
+/// The largest `limit` of a page, and the most ids `usersByIds` takes.
+pub const MAX_LIMIT: i32 = 1000;
+
+/// The root query.
+#[derive(Debug, Default)]
+pub struct Query;
+
+/// A page's complexity: its (clamped) size times what each row asks for.
+fn page_complexity(limit: i32, child_complexity: usize) -> usize {
+    let rows = usize::try_from(limit.clamp(1, MAX_LIMIT)).unwrap_or(1);
+    rows.saturating_mul(child_complexity)
+}
+
+/// Checks `skip` and `limit` (`BAD_USER_INPUT` when out of range).
+fn page_bounds(skip: i32, limit: i32) -> Result<(u64, u64), ApiError> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_input(format!(
+            "limit must be between 1 and {MAX_LIMIT}, got {limit}"
+        )));
+    }
+    let skip = u64::try_from(skip)
+        .map_err(|_| ApiError::bad_input(format!("skip must not be negative, got {skip}")))?;
+    Ok((skip, u64::try_from(limit).unwrap_or(1)))
+}
+
+async fn page<E: StoreEntity>(
+    ctx: &Context<'_>,
+    skip: i32,
+    limit: i32,
+) -> async_graphql::Result<Vec<E::Model>> {
+    let (skip, limit) = page_bounds(skip, limit).api()?;
+    store(ctx)?.page::<E>(skip, limit).await.api()
+}
+
+#[Object]
+impl Query {
+    /// The user with this id, or null.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+        let id = parse_id(&id).api()?;
+        Ok(loaders(ctx)?.users.load(id).await.api()?.map(User))
+    }
+
+    /// The users with these ids, in the same order; null where there is none.
+    #[graphql(complexity = "page_complexity(MAX_LIMIT, child_complexity)")]
+    async fn users_by_ids(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<User>>> {
+        if ids.len() > MAX_LIMIT as usize {
+            return Err(ApiError::bad_input(format!(
+                "at most {MAX_LIMIT} ids, got {}",
+                ids.len()
+            )))
+            .api();
+        }
+        let ids = ids
+            .iter()
+            .map(parse_id)
+            .collect::<Result<Vec<_>, _>>()
+            .api()?;
+        let users = loaders(ctx)?.users.load_many(&ids).await.api()?;
+        Ok(users.into_iter().map(|u| u.map(User)).collect())
+    }
+
+    /// A page of users, ordered by id.
+    #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] skip: i32,
+        #[graphql(default = 10)] limit: i32,
+    ) -> async_graphql::Result<Vec<User>> {
+        let rows = page::<user::Entity>(ctx, skip, limit).await?;
+        Ok(rows.into_iter().map(User).collect())
+    }
+
+    /// The group with this id, or null.
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
+        let id = parse_id(&id).api()?;
+        Ok(loaders(ctx)?.groups.load(id).await.api()?.map(Group))
+    }
+
+    /// A page of groups, ordered by id.
+    #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] skip: i32,
+        #[graphql(default = 10)] limit: i32,
+    ) -> async_graphql::Result<Vec<Group>> {
+        let rows = page::<group::Entity>(ctx, skip, limit).await?;
+        Ok(rows.into_iter().map(Group).collect())
+    }
+
+    /// The group type with this id, or null.
+    async fn group_type(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<GroupType>> {
+        let id = parse_id(&id).api()?;
+        Ok(loaders(ctx)?
+            .group_types
+            .load(id)
+            .await
+            .api()?
+            .map(GroupType))
+    }
+
+    /// A page of group types, ordered by id.
+    #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    async fn group_types(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] skip: i32,
+        #[graphql(default = 10)] limit: i32,
+    ) -> async_graphql::Result<Vec<GroupType>> {
+        let rows = page::<grouptype::Entity>(ctx, skip, limit).await?;
+        Ok(rows.into_iter().map(GroupType).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_outside_one_to_a_thousand_are_bad_input() {
+        assert_eq!(page_bounds(0, 1000), Ok((0, 1000)));
+        for (skip, limit) in [(0, 0), (0, 1001), (0, 100_000), (-1, 10)] {
+            assert_eq!(
+                page_bounds(skip, limit).map_err(|e| e.code()),
+                Err("BAD_USER_INPUT")
+            );
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The schema: root types, abuse limits, and the error-code extension; and
+//! the per-request data every query needs.
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Request, Schema};
+use roster_loader::LoaderMetrics;
+use roster_store::{Loaders, Store};
+use sea_orm::DatabaseConnection;
+
+use crate::limits::{DepthLimit, ErrorCodes};
+use crate::mutation::Mutation;
+use crate::query::Query;
+
+/// The Roster schema type.
+pub type RosterSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The deepest selection a query may nest.
+pub const MAX_DEPTH: usize = 12;
+/// The deepest an introspection-only query may nest: the introspection
+/// query GraphiQL sends is 13 levels deep (`__schema types fields args type`
+/// and seven `ofType`).
+pub const MAX_INTROSPECTION_DEPTH: usize = 16;
+/// The highest complexity a query may have (a page counts its `limit` times
+/// what each row selects).
+pub const MAX_COMPLEXITY: usize = 50_000;
+/// The deepest the parser recurses (nested lists, objects, selections).
+pub const MAX_RECURSIVE_DEPTH: usize = 32;
+
+/// Builds the schema with its limits: depth [`MAX_DEPTH`] (an
+/// introspection-only query [`MAX_INTROSPECTION_DEPTH`]), complexity
+/// [`MAX_COMPLEXITY`], parser recursion [`MAX_RECURSIVE_DEPTH`]. Errors
+/// async-graphql raises itself (syntax, validation, limits, values that do
+/// not parse as their type) get `extensions.code` `BAD_USER_INPUT`.
+///
+/// Execute requests made with [`request_data`], which gives each one the
+/// loaders and store it reads and writes through.
+pub fn schema() -> RosterSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
+        .extension(DepthLimit)
+        .extension(ErrorCodes)
+        .finish()
+}
+
+/// Gives `request` what its resolvers need: the loaders of one HTTP request
+/// (shared by every operation of a batch, recording into `metrics`) and a
+/// store that keeps them current.
+pub fn request_data(request: Request, loaders: &Loaders, db: &DatabaseConnection) -> Request {
+    let store = Store::with_loaders(db.clone(), loaders.clone());
+    request.data(loaders.clone()).data(store)
+}
+
+/// Fresh loaders for one HTTP request, recording into the server's metrics.
+pub fn request_loaders(db: &DatabaseConnection, metrics: &Arc<LoaderMetrics>) -> Loaders {
+    Loaders::with_metrics(db.clone(), metrics.clone())
+}

@@ -1,0 +1,22 @@
+//! The GraphQL server: the main job.
+//!
+//! Run with `cargo run --example graphql_server`, then open GraphiQL at
+//! <http://127.0.0.1:8000/graphql>. It uses `DATABASE_URL` (default
+//! `sqlite://roster.db?mode=rwc`) and listens on `ROSTER_LISTEN` (default
+//! `127.0.0.1:8000`); it migrates the database, seeds demo data when the
+//! database is empty, and stops cleanly on Ctrl-C. Logs go to stderr
+//! (`RUST_LOG=debug` for more).
+
+use roster::graphql::server::{Config, run};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    run(Config::from_env()?).await?;
+    Ok(())
+}
