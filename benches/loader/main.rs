@@ -18,7 +18,7 @@
 //! # Layout
 //! - `dataset`: the database, Roster's migrations, the seeded data set.
 //! - `contenders`: Roster's `Loader` and the alternatives, one session per request.
-//! - `workloads`: burst, sequential, duplicates, peak memory.
+//! - `workloads`: burst, sequential, duplicates, peak memory, GraphQL fan-out.
 //! - `report`: medians, ratios to Roster, the Markdown table, the SVG chart.
 
 mod contenders;
@@ -179,6 +179,21 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
             }
         }
     }
+    let mut fan_out = Vec::new();
+    for run in 0..args.runs {
+        let sample = workloads::fan_out(&conn, sizes.requests)
+            .await
+            .context("fan-out")?;
+        eprintln!(
+            "{} run {}/{}: fan-out     roster GraphQL schema {:>10.0} requests/s ({:.0} statements/request)",
+            db.backend.name(),
+            run + 1,
+            args.runs,
+            sample.value,
+            sample.statements
+        );
+        fan_out.push(sample);
+    }
     let mut memory = Vec::new();
     let burst = workloads::id_sets(&db.user_ids, 1, 1000, 1000, 42)
         .pop()
@@ -200,6 +215,7 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
         samples,
         memory,
         pool,
+        fan_out,
     })
 }
 

@@ -24,6 +24,8 @@ pub struct BackendReport {
     pub memory: Vec<(Contender, f64)>,
     /// PostgreSQL only: pool checkout settings.
     pub pool: Vec<PoolRow>,
+    /// The GraphQL fan-out through Roster's schema, one sample per run.
+    pub fan_out: Vec<Sample>,
 }
 
 /// One pool setting's figures for one contender (medians).
@@ -181,6 +183,23 @@ pub fn markdown(machine: &Machine, reports: &[BackendReport]) -> String {
                 );
             }
         }
+        if !r.fan_out.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nGraphQL fan-out through Roster's schema, in-process, fresh loaders per request: \
+                 `{}`\n",
+                crate::workloads::FAN_OUT_QUERY
+            );
+            let _ = writeln!(out, "| requests/s | statements/request | loader levels |");
+            let _ = writeln!(out, "|--:|--:|--:|");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                fmt_value(median(r.fan_out.iter().map(|s| s.value))),
+                fmt_value(median(r.fan_out.iter().map(|s| s.statements))),
+                crate::workloads::FAN_OUT_LEVELS
+            );
+        }
         if !r.memory.is_empty() {
             let _ = writeln!(
                 out,
@@ -280,6 +299,15 @@ pub fn targets(r: &BackendReport) -> Vec<String> {
             met(roster.statements <= 1.0),
             x,
             met(x >= 0.8)
+        ));
+    }
+    if !r.fan_out.is_empty() {
+        let statements = median(r.fan_out.iter().map(|s| s.statements));
+        lines.push(format!(
+            "fan-out: {} statements/request for {} loader levels (target: equal: {})",
+            fmt_value(statements),
+            crate::workloads::FAN_OUT_LEVELS,
+            met(statements <= crate::workloads::FAN_OUT_LEVELS)
         ));
     }
     lines

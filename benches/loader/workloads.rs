@@ -200,3 +200,49 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
+
+/// The GraphQL fan-out query of the GraphQL issue: groups, each group's type
+/// and users, and each user's groups.
+pub const FAN_OUT_QUERY: &str =
+    "{ groups(limit: 50) { groupType { name } users { groups { name } } } }";
+/// Its loader levels: the page of groups, then `groupType` and `users` (one
+/// loader each), then the users' `groups`.
+pub const FAN_OUT_LEVELS: f64 = 4.0;
+
+/// Fan-out: the nested query through Roster's schema, in-process, one fresh
+/// loader set per request (as the server makes them). The figure is
+/// requests per second of the median request.
+pub async fn fan_out(conn: &Conn, requests: usize) -> Result<Sample> {
+    let schema = roster::graphql::schema();
+    let metrics = std::sync::Arc::new(roster::loader::LoaderMetrics::new());
+    let one = || {
+        let schema = schema.clone();
+        let metrics = metrics.clone();
+        let db = conn.db.clone();
+        tokio::spawn(async move {
+            let loaders = roster::graphql::request_loaders(&db, &metrics);
+            let request = roster::graphql::request_data(
+                async_graphql::Request::new(FAN_OUT_QUERY),
+                &loaders,
+                &db,
+            );
+            let response = schema.execute(request).await;
+            anyhow::ensure!(response.errors.is_empty(), "fan-out: {:?}", response.errors);
+            Ok::<_, anyhow::Error>(())
+        })
+    };
+    one().await.context("request task")??;
+    let before = conn.statements.get();
+    let mut rates = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        let started = Instant::now();
+        one().await.context("request task")??;
+        rates.push(1.0 / started.elapsed().as_secs_f64());
+    }
+    let statements = conn.statements.get() - before;
+    Ok(Sample {
+        value: crate::report::median(rates),
+        p99: None,
+        statements: statements as f64 / requests as f64,
+    })
+}
