@@ -27,6 +27,7 @@
 //! source), its drop guard answers every waiter with [`Error::BatchVanished`].
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -272,18 +273,23 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
         let mut slots = Vec::with_capacity(ids.len());
         {
             let mut state = lock(&shared.state);
+            let State { open, in_flight } = &mut *state;
             for &id in ids {
                 if let Some(hit) = shared.cached(id) {
                     shared.metrics.cache_hit();
                     slots.push(Slot::Ready(hit));
                     continue;
                 }
-                if let Some(batch) = state.in_flight.get(&id) {
-                    shared.metrics.deduplicated();
-                    slots.push(Slot::Wait(Waiter::new(batch, &shared.scope)));
-                    continue;
-                }
-                let batch = match &state.open {
+                // One hash lookup for both "already in flight?" and "queue it".
+                let vacant = match in_flight.entry(id) {
+                    Entry::Occupied(entry) => {
+                        shared.metrics.deduplicated();
+                        slots.push(Slot::Wait(Waiter::new(entry.get(), &shared.scope)));
+                        continue;
+                    }
+                    Entry::Vacant(vacant) => vacant,
+                };
+                let batch = match open {
                     Some(batch) => Arc::clone(batch),
                     None => {
                         let batch = Arc::new(Batch {
@@ -293,7 +299,7 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                             waiters: Mutex::new(Waiters::default()),
                             result: SetOnce::new(),
                         });
-                        state.open = Some(Arc::clone(&batch));
+                        *open = Some(Arc::clone(&batch));
                         driver = Some(slots.len());
                         batch
                     }
@@ -304,11 +310,11 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                     batch_ids.len() >= shared.max_batch
                 };
                 if is_full {
-                    state.open = None;
+                    *open = None;
                     full.push(Arc::clone(&batch));
                 }
                 slots.push(Slot::Wait(Waiter::new(&batch, &shared.scope)));
-                state.in_flight.insert(id, batch);
+                vacant.insert(batch);
             }
         }
         for batch in &full {
@@ -444,17 +450,17 @@ impl<T: Clone + Send + Sync + 'static> Shared<T> {
     fn finish(&self, batch: &Arc<Batch<T>>, ids: &[i64], result: BatchResult<T>) {
         {
             let mut state = lock(&self.state);
-            for id in ids {
-                let owned = state
-                    .in_flight
-                    .get(id)
-                    .is_some_and(|b| Arc::ptr_eq(b, batch));
-                if !owned {
-                    continue; // primed, cleared, or never ours
+            for &id in ids {
+                // One hash lookup: remove the id only if this batch owns it.
+                let Entry::Occupied(entry) = state.in_flight.entry(id) else {
+                    continue; // primed or cleared
+                };
+                if !Arc::ptr_eq(entry.get(), batch) {
+                    continue; // cleared, then asked again by a newer batch
                 }
-                state.in_flight.remove(id);
+                entry.remove();
                 if let (Ok(values), Some(cache)) = (&result, &self.cache) {
-                    cache.insert(*id, values.get(id).cloned());
+                    cache.insert(id, values.get(&id).cloned());
                 }
             }
         }
@@ -500,13 +506,18 @@ async fn query<T: Clone + Send + Sync + 'static>(
     ids: &[i64],
 ) -> BatchResult<T> {
     let per_call = shared.source.max_ids_per_call().max(1);
-    let mut values = HashMap::with_capacity(ids.len());
+    // The first call's map is kept as is (no copy into a second map); only
+    // a split batch's later calls are merged into it.
+    let mut values: Option<HashMap<i64, T>> = None;
     let mut statements = 0_u64;
     for chunk in ids.chunks(per_call) {
         statements += 1;
         shared.metrics.statement();
         match shared.source.load(chunk).await {
-            Ok(found) => values.extend(found),
+            Ok(found) => match &mut values {
+                None => values = Some(found),
+                Some(values) => values.extend(found),
+            },
             Err(source) => {
                 shared.metrics.failed_batch();
                 tracing::Span::current().record("statements", statements);
@@ -520,7 +531,7 @@ async fn query<T: Clone + Send + Sync + 'static>(
         }
     }
     tracing::Span::current().record("statements", statements);
-    Ok(Arc::new(values))
+    Ok(Arc::new(values.unwrap_or_default()))
 }
 
 /// Answers a batch's waiters with [`Error::BatchVanished`] if its query task
