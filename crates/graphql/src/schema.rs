@@ -56,3 +56,22 @@ pub fn request_data(request: Request, loaders: &Loaders, db: &DatabaseConnection
 pub fn request_loaders(db: &DatabaseConnection, metrics: &Arc<LoaderMetrics>) -> Loaders {
     Loaders::with_metrics(db.clone(), metrics.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `schema.graphql` at the crate root is the schema this crate serves;
+    /// `ROSTER_BLESS=1 cargo test -p roster-graphql` rewrites it.
+    #[test]
+    fn the_committed_sdl_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let sdl = super::schema().sdl();
+        if std::env::var_os("ROSTER_BLESS").is_some() {
+            std::fs::write(path, &sdl).expect("write schema.graphql");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == sdl,
+            "crates/graphql/schema.graphql is out of date: run ROSTER_BLESS=1 cargo test -p roster-graphql"
+        );
+    }
+}

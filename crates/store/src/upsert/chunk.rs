@@ -20,8 +20,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{self, Expr, ExprTrait, InsertStatement, Query, SimpleExpr, ValueTuple};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IdenStatic, ModelTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IdenStatic, ModelTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 
 use super::rows::{Batch, Prepared, Row};
