@@ -110,11 +110,25 @@ impl TestDb {
         }
     }
 
-    /// Closes the pool; the database itself is dropped when `self` drops.
+    /// Closes the pool; the database itself is dropped when `self` drops
+    /// (ending any connection still open).
+    ///
+    /// Closing waits for checked-out connections to come back; a connection
+    /// that never does (leaked by the code under test) must not hang the
+    /// suite, so the wait is bounded and the leak reported on stderr.
     pub async fn close(self) {
-        let _ = self.conn.clone().close().await;
+        let closing = self.conn.clone().close();
+        if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
+            eprintln!(
+                "roster-testkit: {}: connections still checked out {CLOSE_TIMEOUT:?} after the test; dropping the database anyway",
+                self.name
+            );
+        }
     }
 }
+
+/// How long [`TestDb::close`] waits for checked-out connections.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Drop for TestDb {
     fn drop(&mut self) {
