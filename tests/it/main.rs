@@ -7,6 +7,7 @@
 
 mod constraints;
 mod entity;
+mod faults;
 mod fixtures;
 mod graphql;
 mod loader;

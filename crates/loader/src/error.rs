@@ -25,6 +25,18 @@ pub enum Error {
         #[source]
         source: Arc<BoxError>,
     },
+    /// The batch's source did not answer within the loader's
+    /// [`timeout`](crate::LoaderOptions::timeout); every load of the batch
+    /// gets this error, and it is not cached.
+    #[error("loading a batch of {ids} id(s) from `{source_name}` took longer than {limit:?}")]
+    Timeout {
+        /// The source's name.
+        source_name: &'static str,
+        /// How many ids the batch asked for.
+        ids: usize,
+        /// The loader's time limit.
+        limit: std::time::Duration,
+    },
     /// The task answering the batch ended without an answer (its runtime
     /// shut down, or the source panicked).
     #[error("the batch loading from `{source_name}` ended without a result")]

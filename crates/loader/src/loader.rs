@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::SetOnce;
@@ -95,6 +95,8 @@ struct Shared<T> {
     max_batch: usize,
     metrics: Arc<LoaderMetrics>,
     scope: LoaderScope,
+    /// A batch's time limit ([`LoaderOptions::timeout`]).
+    timeout: Option<Duration>,
     /// The batch being filled, and which batch answers each id in flight.
     /// Locked only for short bookkeeping, never across an `.await`; a panic
     /// elsewhere cannot poison it (poisoning is ignored: every critical
@@ -183,6 +185,7 @@ impl<T: Clone + Send + Sync + 'static> Loader<T> {
                 max_batch: options.max_batch,
                 metrics: options.metrics,
                 scope: options.scope,
+                timeout: options.timeout,
                 state: Mutex::new(State {
                     open: None,
                     in_flight: HashMap::new(),
@@ -495,7 +498,25 @@ async fn run_batch<T: Clone + Send + Sync + 'static>(mut guard: QueryGuard<T>) {
         statements = tracing::field::Empty,
         waited_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
     );
-    let result = query(&shared, &ids).instrument(span).await;
+    let result = match shared.timeout {
+        None => query(&shared, &ids).instrument(span).await,
+        Some(limit) => tokio::time::timeout(limit, query(&shared, &ids).instrument(span))
+            .await
+            .unwrap_or_else(|_elapsed| {
+                shared.metrics.failed_batch();
+                tracing::warn!(
+                    source = shared.name,
+                    ids = ids.len(),
+                    ?limit,
+                    "batch timed out"
+                );
+                Err(Error::Timeout {
+                    source_name: shared.name,
+                    ids: ids.len(),
+                    limit,
+                })
+            }),
+    };
     shared.finish(&batch, &ids, result);
     guard.armed = false;
 }

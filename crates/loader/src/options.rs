@@ -1,6 +1,8 @@
-//! [`LoaderOptions`]: cache on/off or your own cache, batch size, metrics.
+//! [`LoaderOptions`]: cache on/off or your own cache, batch size, metrics,
+//! a time limit per batch.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache::{Cache, MapCache};
 use crate::metrics::LoaderMetrics;
@@ -26,6 +28,7 @@ pub struct LoaderOptions<T> {
     pub(crate) max_batch: usize,
     pub(crate) metrics: Arc<LoaderMetrics>,
     pub(crate) scope: LoaderScope,
+    pub(crate) timeout: Option<Duration>,
 }
 
 impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
@@ -35,13 +38,14 @@ impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
             max_batch: DEFAULT_MAX_BATCH,
             metrics: Arc::new(LoaderMetrics::new()),
             scope: LoaderScope::new(),
+            timeout: None,
         }
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
     /// The defaults: a per-request [`MapCache`], batches of at most
-    /// [`DEFAULT_MAX_BATCH`] ids, metrics of the loader's own.
+    /// [`DEFAULT_MAX_BATCH`] ids, metrics of the loader's own, no time limit.
     pub fn new() -> Self {
         Self::default()
     }
@@ -72,6 +76,18 @@ impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
     /// [`LoaderScope`]). Use one scope per request.
     pub fn scope(mut self, scope: LoaderScope) -> Self {
         self.scope = scope;
+        self
+    }
+
+    /// Fails a batch whose source has not answered within `limit` with
+    /// [`Error::Timeout`](crate::Error::Timeout) (every waiter gets it; it is
+    /// not cached). The source's call is dropped, which for a database source
+    /// abandons the statement (sqlx closes or resynchronises the
+    /// connection). No limit by default: sqlx has no client-side statement
+    /// timeout, so without one a batch on a connection whose server stopped
+    /// answering waits as long as the operating system keeps the socket.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 

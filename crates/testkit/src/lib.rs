@@ -6,6 +6,8 @@
 //! - [`Backend`]: the three backends and their admin URLs.
 //! - [`discovery`]: which backends are reachable, and `ROSTER_TEST_REQUIRE`.
 //! - [`TestDb`]: a fresh database, dropped by a guard when the test ends.
+//! - [`FaultProxy`]: a loopback TCP proxy that passes, cuts, refuses or
+//!   stalls a test's database connections ([`TestDb::fault_proxy`]).
 //! - [`StatementLog`]: the statements a connection issued, to count queries.
 //! - [`backend_tests!`]: stamps one `#[tokio::test]` per backend for a body.
 //!
@@ -32,10 +34,12 @@
 //! ```
 
 pub mod discovery;
+mod fault_proxy;
 mod statement_log;
 mod test_db;
 
 pub use discovery::Backend;
+pub use fault_proxy::{FaultMode, FaultProxy};
 pub use statement_log::StatementLog;
 pub use test_db::TestDb;
 

@@ -88,6 +88,53 @@ impl TestDb {
         &self.url
     }
 
+    /// This database's URL with its host and port replaced by `addr` (say,
+    /// a [`FaultProxy`](crate::FaultProxy)'s); user, database and query kept.
+    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        with_authority_host(&self.url, &addr.to_string())
+    }
+
+    /// The server's address (`None` for SQLite).
+    ///
+    /// # Panics
+    /// If the host in the URL does not resolve.
+    pub fn server_addr(&self) -> Option<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        if self.backend == Backend::Sqlite {
+            return None;
+        }
+        let host_port = host_port(&self.url);
+        let default_port = if self.backend == Backend::MySql {
+            3306
+        } else {
+            5432
+        };
+        let target = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:{default_port}")
+        };
+        let addr = target
+            .to_socket_addrs()
+            .unwrap_or_else(|e| panic!("resolve {target}: {e}"))
+            .next();
+        Some(addr.unwrap_or_else(|| panic!("{target} resolves to no address")))
+    }
+
+    /// Starts a [`FaultProxy`](crate::FaultProxy) in front of this database's
+    /// server and returns it with the URL that connects through it.
+    ///
+    /// # Panics
+    /// On SQLite, which has no server to stand in front of.
+    pub async fn fault_proxy(&self) -> (crate::FaultProxy, String) {
+        let server = self
+            .server_addr()
+            .expect("a fault proxy needs a server backend (PostgreSQL or MySQL)");
+        let proxy = crate::FaultProxy::start(server).await;
+        let url = self.url_via(proxy.addr());
+        (proxy, url)
+    }
+
     /// The database's name (`rt_<test>_<random>`).
     pub fn name(&self) -> &str {
         &self.name
@@ -223,9 +270,43 @@ fn with_database(url: &str, name: &str) -> String {
     format!("{scheme}://{authority}/{name}{query}")
 }
 
+/// The `host[:port]` part of `url`'s authority.
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+}
+
+/// `url` with its `host[:port]` replaced by `host_port`.
+fn with_authority_host(url: &str, host_port: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let user = authority.rsplit_once('@').map_or("", |(user, _)| user);
+    let at = if user.is_empty() { "" } else { "@" };
+    format!("{scheme}://{user}{at}{host_port}{tail}")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{unique_name, with_database};
+    use super::{host_port, unique_name, with_authority_host, with_database};
+
+    #[test]
+    fn the_host_is_swapped_and_the_rest_kept() {
+        let url = "mysql://root:pw@db.example:3306/rt_x?ssl-mode=disabled";
+        assert_eq!(host_port(url), "db.example:3306");
+        assert_eq!(
+            with_authority_host(url, "127.0.0.1:4000"),
+            "mysql://root:pw@127.0.0.1:4000/rt_x?ssl-mode=disabled"
+        );
+        assert_eq!(host_port("postgres://h/x"), "h");
+        assert_eq!(
+            with_authority_host("postgres://h/x", "127.0.0.1:1"),
+            "postgres://127.0.0.1:1/x"
+        );
+    }
 
     #[test]
     fn with_database_swaps_only_the_path() {

@@ -71,6 +71,52 @@ async fn a_panicking_source_fails_its_batch_and_the_loader_carries_on() {
     assert_eq!(loader.load(7).await.expect("next batch works"), Some(49));
 }
 
+/// Answers after `delay_ms` (changeable between loads).
+struct Slow {
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl BatchSource for Slow {
+    type Value = i64;
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, i64>, BoxError> {
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        Ok(ids.iter().map(|&id| (id, id)).collect())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_over_the_time_limit_fails_every_waiter_and_is_not_cached() {
+    use std::time::Duration;
+    let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(10_000));
+    let source = Slow {
+        delay_ms: Arc::clone(&delay_ms),
+    };
+    let limit = Duration::from_secs(1);
+    let loader = Loader::with_options(source, LoaderOptions::new().timeout(limit));
+    let start = tokio::time::Instant::now();
+    let results = futures::future::join_all((1..=10).map(|id| loader.load(id))).await;
+    assert_eq!(start.elapsed(), limit, "failed at the limit, not later");
+    for result in results {
+        assert!(
+            matches!(result, Err(Error::Timeout { ids: 10, limit: l, .. }) if l == limit),
+            "{result:?}"
+        );
+    }
+    assert_eq!(loader.metrics().snapshot().failed_batches, 1);
+
+    // A fast source under a limit: no timer fires, nothing is cached from
+    // the failed batch.
+    delay_ms.store(0, Ordering::SeqCst);
+    let start = tokio::time::Instant::now();
+    assert_eq!(loader.load(3).await.expect("answered in time"), Some(3));
+    assert_eq!(tokio::time::Instant::now(), start);
+}
+
 /// A cache that panics on one id, to prove a panic under the loader's lock
 /// does not poison it.
 #[derive(Default)]

@@ -1,0 +1,239 @@
+//! [`FaultProxy`]: a TCP proxy on loopback in front of a database, whose
+//! behaviour a test switches at run time to inject network faults.
+//!
+//! - [`pass`](FaultProxy::pass): forward bytes both ways (the start state).
+//! - [`cut`](FaultProxy::cut): close every open connection now; the mode
+//!   stays as it was, so new connections are still accepted.
+//! - [`refuse`](FaultProxy::refuse): accept new connections and close them at
+//!   once (a database that is down or restarting).
+//! - [`stall`](FaultProxy::stall): accept, but forward nothing in either
+//!   direction, on new and open connections alike (a hung server or a
+//!   black-holed network), until the mode changes.
+//!
+//! The proxy runs on the test's tokio runtime and stops (closing every
+//! connection) when the [`FaultProxy`] is dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// What the proxy does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMode {
+    /// Forward bytes both ways.
+    Pass,
+    /// Close new connections as soon as they are accepted.
+    Refuse,
+    /// Accept connections, forward nothing.
+    Stall,
+}
+
+/// The proxy's switchable state, broadcast to the acceptor and to every
+/// connection's task.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    mode: FaultMode,
+    /// Bumped by [`FaultProxy::cut`]: a connection opened under an older
+    /// generation closes.
+    generation: u64,
+    /// Set when the [`FaultProxy`] drops: everything stops.
+    shutdown: bool,
+}
+
+/// A fault-injecting TCP proxy on `127.0.0.1:<random port>`, forwarding to
+/// one upstream address. Stops when dropped.
+///
+/// ```no_run
+/// # async fn f(db: &roster_testkit::TestDb) {
+/// let (proxy, url) = db.fault_proxy().await;
+/// // ... connect a pool to `url`, then:
+/// proxy.stall();
+/// proxy.cut();
+/// proxy.pass();
+/// # let _ = url;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: watch::Sender<State>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy to `upstream` in [`FaultMode::Pass`].
+    ///
+    /// # Panics
+    /// If no loopback port can be bound: the test cannot run.
+    pub async fn start(upstream: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fault proxy on 127.0.0.1");
+        let addr = listener.local_addr().expect("the proxy's local address");
+        let (state, rx) = watch::channel(State {
+            mode: FaultMode::Pass,
+            generation: 0,
+            shutdown: false,
+        });
+        let accepted = Arc::new(AtomicU64::new(0));
+        tokio::spawn(accept_loop(listener, upstream, rx, accepted.clone()));
+        FaultProxy {
+            addr,
+            state,
+            accepted,
+        }
+    }
+
+    /// The address clients connect to instead of the database.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// How many client connections the proxy has accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> FaultMode {
+        self.state.borrow().mode
+    }
+
+    /// Forwards traffic again (open, stalled connections resume).
+    pub fn pass(&self) {
+        self.set_mode(FaultMode::Pass);
+    }
+
+    /// Closes every new connection at once.
+    pub fn refuse(&self) {
+        self.set_mode(FaultMode::Refuse);
+    }
+
+    /// Stops forwarding in both directions, on every connection.
+    pub fn stall(&self) {
+        self.set_mode(FaultMode::Stall);
+    }
+
+    /// Closes every open connection now (the mode is unchanged).
+    pub fn cut(&self) {
+        self.state.send_modify(|s| s.generation += 1);
+    }
+
+    fn set_mode(&self, mode: FaultMode) {
+        self.state.send_modify(|s| s.mode = mode);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.state.send_modify(|s| s.shutdown = true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    mut rx: watch::Receiver<State>,
+    accepted: Arc<AtomicU64>,
+) {
+    loop {
+        let client = tokio::select! {
+            changed = rx.changed() => match changed {
+                Ok(()) if !rx.borrow().shutdown => continue,
+                _ => return,
+            },
+            client = listener.accept() => match client {
+                Ok((client, _)) => client,
+                Err(_) => continue,
+            },
+        };
+        accepted.fetch_add(1, Ordering::Relaxed);
+        let state = *rx.borrow();
+        if state.mode == FaultMode::Refuse {
+            drop(client);
+            continue;
+        }
+        tokio::spawn(connection(client, upstream, rx.clone(), state.generation));
+    }
+}
+
+/// One client connection: forwards both ways until either side closes, the
+/// connection is cut, or the proxy stops.
+async fn connection(
+    client: TcpStream,
+    upstream: SocketAddr,
+    rx: watch::Receiver<State>,
+    generation: u64,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::select! {
+        () = pump(client_read, server_write, rx.clone(), generation) => {}
+        () = pump(server_read, client_write, rx, generation) => {}
+    }
+    // Both streams' halves drop here: the connection closes on both sides.
+}
+
+/// Copies `from` to `to` while the proxy passes traffic; waits while it
+/// stalls; returns on end of stream, an I/O error, a cut or shutdown.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut rx: watch::Receiver<State>,
+    generation: u64,
+) {
+    let mut buf = vec![0_u8; 16 * 1024];
+    loop {
+        let state = *rx.borrow_and_update();
+        if state.shutdown || state.generation != generation {
+            return;
+        }
+        if state.mode == FaultMode::Stall {
+            if rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        // Reading and writing are both abandoned when the state changes:
+        // `read` is cancel-safe, and a write cut short only matters to a
+        // connection that is closing anyway (a stall waits at the next read).
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    tokio::select! {
+                        written = to.write_all(&buf[..n]) => if written.is_err() { return },
+                        _ = wait_for_close(rx.clone(), generation) => return,
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Resolves when the connection of `generation` must close.
+async fn wait_for_close(mut rx: watch::Receiver<State>, generation: u64) {
+    loop {
+        {
+            let state = rx.borrow_and_update();
+            if state.shutdown || state.generation != generation {
+                return;
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
