@@ -6,6 +6,7 @@
 
 mod cut;
 mod pool;
+mod server;
 mod stall;
 
 use std::future::Future;
