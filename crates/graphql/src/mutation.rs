@@ -4,6 +4,7 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 use roster_entity::{group, grouptype, user};
+use roster_store::StoreEntity;
 use sea_orm::ActiveValue;
 use sea_orm::ActiveValue::{NotSet, Set};
 
@@ -81,6 +82,52 @@ fn given_id(value: Option<ID>) -> async_graphql::Result<ActiveValue<Option<i64>>
     Ok(given(value.as_ref().map(parse_id).transpose().api()?))
 }
 
+/// The columns of a user insert or update: fields left out are `NotSet`.
+fn user_row(
+    name: Option<String>,
+    surname: Option<String>,
+    email: Option<String>,
+    external_id: Option<ID>,
+) -> async_graphql::Result<user::ActiveModel> {
+    Ok(user::ActiveModel {
+        name: given(name),
+        surname: given(surname),
+        email: given(email),
+        external_id: given_id(external_id)?,
+        ..Default::default()
+    })
+}
+
+/// The columns of a group insert or update: fields left out are `NotSet`.
+fn group_row(
+    name: Option<String>,
+    entry_year_id: Option<i32>,
+    external_id: Option<String>,
+    group_type_id: Option<ID>,
+) -> async_graphql::Result<group::ActiveModel> {
+    Ok(group::ActiveModel {
+        name: given(name),
+        entry_year_id: given(entry_year_id),
+        external_id: given(external_id),
+        grouptype_id: given_id(group_type_id)?,
+        ..Default::default()
+    })
+}
+
+/// Deletes row `id` of `E`, checked against `lastchange` when given.
+async fn delete_row<E: StoreEntity>(
+    ctx: &Context<'_>,
+    id: ID,
+    lastchange: Option<DateTime>,
+) -> async_graphql::Result<bool> {
+    let id = parse_id(&id).api()?;
+    store(ctx)?
+        .delete::<E>(id, lastchange.map(|t| t.0))
+        .await
+        .api()?;
+    Ok(true)
+}
+
 /// The root mutation.
 #[derive(Debug, Default)]
 pub struct Mutation;
@@ -93,13 +140,7 @@ impl Mutation {
         ctx: &Context<'_>,
         user: UserInsert,
     ) -> async_graphql::Result<User> {
-        let row = user::ActiveModel {
-            name: given(user.name),
-            surname: given(user.surname),
-            email: given(user.email),
-            external_id: given_id(user.external_id)?,
-            ..Default::default()
-        };
+        let row = user_row(user.name, user.surname, user.email, user.external_id)?;
         Ok(User(store(ctx)?.insert::<user::Entity>(row).await.api()?))
     }
 
@@ -110,13 +151,7 @@ impl Mutation {
         user: UserUpdate,
     ) -> async_graphql::Result<User> {
         let id = parse_id(&user.id).api()?;
-        let changes = user::ActiveModel {
-            name: given(user.name),
-            surname: given(user.surname),
-            email: given(user.email),
-            external_id: given_id(user.external_id)?,
-            ..Default::default()
-        };
+        let changes = user_row(user.name, user.surname, user.email, user.external_id)?;
         let stored = store(ctx)?
             .update::<user::Entity>(id, user.lastchange.0, changes)
             .await
@@ -132,12 +167,7 @@ impl Mutation {
         id: ID,
         lastchange: Option<DateTime>,
     ) -> async_graphql::Result<bool> {
-        let id = parse_id(&id).api()?;
-        store(ctx)?
-            .delete::<user::Entity>(id, lastchange.map(|t| t.0))
-            .await
-            .api()?;
-        Ok(true)
+        delete_row::<user::Entity>(ctx, id, lastchange).await
     }
 
     /// Adds a group; returns it as stored.
@@ -146,13 +176,12 @@ impl Mutation {
         ctx: &Context<'_>,
         group: GroupInsert,
     ) -> async_graphql::Result<Group> {
-        let row = group::ActiveModel {
-            name: given(group.name),
-            entry_year_id: given(group.entry_year_id),
-            external_id: given(group.external_id),
-            grouptype_id: given_id(group.group_type_id)?,
-            ..Default::default()
-        };
+        let row = group_row(
+            group.name,
+            group.entry_year_id,
+            group.external_id,
+            group.group_type_id,
+        )?;
         Ok(Group(store(ctx)?.insert::<group::Entity>(row).await.api()?))
     }
 
@@ -163,13 +192,12 @@ impl Mutation {
         group: GroupUpdate,
     ) -> async_graphql::Result<Group> {
         let id = parse_id(&group.id).api()?;
-        let changes = group::ActiveModel {
-            name: given(group.name),
-            entry_year_id: given(group.entry_year_id),
-            external_id: given(group.external_id),
-            grouptype_id: given_id(group.group_type_id)?,
-            ..Default::default()
-        };
+        let changes = group_row(
+            group.name,
+            group.entry_year_id,
+            group.external_id,
+            group.group_type_id,
+        )?;
         let stored = store(ctx)?
             .update::<group::Entity>(id, group.lastchange.0, changes)
             .await
@@ -185,12 +213,7 @@ impl Mutation {
         id: ID,
         lastchange: Option<DateTime>,
     ) -> async_graphql::Result<bool> {
-        let id = parse_id(&id).api()?;
-        store(ctx)?
-            .delete::<group::Entity>(id, lastchange.map(|t| t.0))
-            .await
-            .api()?;
-        Ok(true)
+        delete_row::<group::Entity>(ctx, id, lastchange).await
     }
 
     /// Adds a group type; returns it as stored.
@@ -233,12 +256,7 @@ impl Mutation {
         id: ID,
         lastchange: Option<DateTime>,
     ) -> async_graphql::Result<bool> {
-        let id = parse_id(&id).api()?;
-        store(ctx)?
-            .delete::<grouptype::Entity>(id, lastchange.map(|t| t.0))
-            .await
-            .api()?;
-        Ok(true)
+        delete_row::<grouptype::Entity>(ctx, id, lastchange).await
     }
 
     /// Makes a user a member of a group: `true` if added, `false` if it

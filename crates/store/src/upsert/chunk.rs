@@ -24,7 +24,7 @@ use sea_orm::{
     QuerySelect, TransactionTrait,
 };
 
-use super::rows::{Batch, Prepared, Row};
+use super::rows::{Batch, Prepared, Row, render_key};
 use super::unnest;
 use super::{OnConflict, Upsert, version_of};
 use crate::error::{Error, Result};
@@ -402,5 +402,5 @@ fn key_condition<E: Upsert>(prepared: &Prepared<E>, rows: &[&Row]) -> SimpleExpr
 /// The key of a stored row, rendered as [`Row::key`] renders it.
 fn stored_key<E: Upsert>(prepared: &Prepared<E>, model: &E::Model) -> String {
     let key: Vec<sea_orm::Value> = prepared.key_columns.iter().map(|c| model.get(*c)).collect();
-    format!("{key:?}")
+    render_key(&key)
 }

@@ -80,7 +80,11 @@ impl<E: Upsert> Prepared<E> {
                 })
                 .collect();
             let columns = columns.get_or_insert_with(|| given.clone());
-            if names(columns) != names(&given) {
+            if !columns
+                .iter()
+                .map(|c| c.as_str())
+                .eq(given.iter().map(|c| c.as_str()))
+            {
                 return Err(refused(format!(
                     "row {position} sets the columns {:?}, the first row {:?}; every row must set the same columns",
                     names(&given),
@@ -109,7 +113,7 @@ impl<E: Upsert> Prepared<E> {
                 position,
                 Row {
                     values,
-                    key: format!("{key:?}"),
+                    key: render_key(&key),
                     expected,
                 },
             ));
@@ -181,6 +185,12 @@ impl<E: Upsert> Prepared<E> {
             chunks,
         })
     }
+}
+
+/// A conflict key as a string to hash and order by; stored rows' keys
+/// (`chunk::stored_key`) are rendered the same way.
+pub(super) fn render_key(key: &[Value]) -> String {
+    format!("{key:?}")
 }
 
 fn names<C: IdenStatic>(columns: &[C]) -> Vec<&'static str> {
