@@ -14,7 +14,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Match on the variant to decide what to tell the user: [`Error::Conflict`]
 /// and [`Error::NotFound`] are outcomes of optimistic concurrency,
-/// [`Error::Invalid`] is bad input, [`Error::Database`] is everything else
+/// [`Error::Invalid`] is bad input, [`Error::Timeout`] a statement or a
+/// connection wait over its time limit, [`Error::Database`] is everything else
 /// (with the backend's error code).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,6 +48,20 @@ pub enum Error {
     ReadOnly {
         /// The table written to.
         table: &'static str,
+    },
+    /// The database gave up on the statement at its time limit
+    /// ([`PoolSettings::statement_timeout`](crate::PoolSettings): PostgreSQL
+    /// 57014, MariaDB 1969, MySQL 3024), or no pooled connection became free
+    /// within the pool's acquire timeout. Nothing the statement did stays.
+    #[error("{operation} on {table} did not finish within the time limit")]
+    Timeout {
+        /// What was being done (`"update"`, `"query"` …).
+        operation: &'static str,
+        /// The table.
+        table: &'static str,
+        /// The database's or pool's error.
+        #[source]
+        source: DbErr,
     },
     /// Any other database error. `code` is the backend's code: the SQLSTATE
     /// on PostgreSQL, the error number on MySQL, the extended result code on
@@ -242,6 +257,13 @@ impl Error {
 
     /// Classifies a database error raised while doing `operation` on `table`.
     pub(crate) fn from_db(operation: &'static str, table: &'static str, err: DbErr) -> Self {
+        if is_timeout(&err) {
+            return Self::Timeout {
+                operation,
+                table,
+                source: err,
+            };
+        }
         let Some(code) = db_code(&err) else {
             return Self::Database {
                 operation,
@@ -338,6 +360,23 @@ fn db_code(err: &DbErr) -> Option<DbCode> {
 }
 
 /// Serialization failures, deadlocks and lock timeouts: worth retrying.
+/// A statement stopped at its time limit, or no connection in time.
+fn is_timeout(err: &DbErr) -> bool {
+    if matches!(
+        err,
+        DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)
+    ) || matches!(sqlx_error(err), Some(sqlx::Error::PoolTimedOut))
+    {
+        return true;
+    }
+    db_code(err).is_some_and(|code| {
+        matches!(
+            (code.backend, code.code.as_str()),
+            (DbBackend::Postgres, "57014") | (DbBackend::MySql, "1969" | "3024")
+        )
+    })
+}
+
 pub(crate) fn is_transient(err: &DbErr) -> bool {
     let Some(code) = db_code(err) else {
         return false;

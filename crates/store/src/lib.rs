@@ -16,9 +16,12 @@
 //!   statement, reported chunk by chunk ([`ChunkReport`]); [`Upsert`] makes
 //!   a table upsertable.
 //! - [`Loaders`]: the per-request set of loaders the store keeps current.
-//! - [`Error`]: `Conflict`, `NotFound`, `Invalid`, `Database` (with the
-//!   backend's code).
+//! - [`Error`]: `Conflict`, `NotFound`, `Invalid`, `Timeout`, `Database`
+//!   (with the backend's code).
 //! - [`StoreEntity`]: what makes an entity storable.
+//! - [`pool`]: opening a pool with a statement time limit, a bounded
+//!   acquire wait and (on MySQL) a check that keeps half-read connections
+//!   out of the pool ([`PoolSettings`]).
 
 mod crud;
 mod entities;
@@ -26,6 +29,7 @@ mod error;
 mod lastchange;
 mod loaders;
 mod membership;
+pub mod pool;
 mod store;
 mod transaction;
 mod upsert;
@@ -35,6 +39,7 @@ pub use entities::StoreEntity;
 pub use error::{Conflict, Error, InvalidReason, Result};
 pub use lastchange::truncate_to_micros;
 pub use loaders::Loaders;
+pub use pool::PoolSettings;
 pub use sea_orm::IsolationLevel;
 pub use store::Store;
 pub use transaction::{RetryPolicy, TxOptions};

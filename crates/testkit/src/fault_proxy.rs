@@ -9,6 +9,9 @@
 //! - [`stall`](FaultProxy::stall): accept, but forward nothing in either
 //!   direction, on new and open connections alike (a hung server or a
 //!   black-holed network), until the mode changes.
+//! - [`trickle`](FaultProxy::trickle): forward one byte at a time with a
+//!   pause after each (a congested network): replies arrive in pieces, so a
+//!   statement abandoned mid-reply has read part of a packet.
 //!
 //! The proxy runs on the test's tokio runtime and stops (closing every
 //! connection) when the [`FaultProxy`] is dropped.
@@ -30,6 +33,8 @@ pub enum FaultMode {
     Refuse,
     /// Accept connections, forward nothing.
     Stall,
+    /// Forward one byte at a time, pausing this long after each.
+    Trickle(std::time::Duration),
 }
 
 /// The proxy's switchable state, broadcast to the acceptor and to every
@@ -118,6 +123,12 @@ impl FaultProxy {
         self.set_mode(FaultMode::Stall);
     }
 
+    /// Forwards one byte at a time, pausing `pause` after each, on every
+    /// connection, until the mode changes.
+    pub fn trickle(&self, pause: std::time::Duration) {
+        self.set_mode(FaultMode::Trickle(pause));
+    }
+
     /// Closes every open connection now (the mode is unchanged).
     pub fn cut(&self) {
         self.state.send_modify(|s| s.generation += 1);
@@ -204,17 +215,27 @@ async fn pump(
         // Reading and writing are both abandoned when the state changes:
         // `read` is cancel-safe, and a write cut short only matters to a
         // connection that is closing anyway (a stall waits at the next read).
+        let (chunk, pause) = match state.mode {
+            FaultMode::Trickle(pause) => (1, Some(pause)),
+            _ => (buf.len(), None),
+        };
         tokio::select! {
             changed = rx.changed() => {
                 if changed.is_err() {
                     return;
                 }
             }
-            read = from.read(&mut buf) => match read {
+            read = from.read(&mut buf[..chunk]) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
                     tokio::select! {
-                        written = to.write_all(&buf[..n]) => if written.is_err() { return },
+                        written = async {
+                            to.write_all(&buf[..n]).await?;
+                            if let Some(pause) = pause {
+                                tokio::time::sleep(pause).await;
+                            }
+                            Ok::<(), std::io::Error>(())
+                        } => if written.is_err() { return },
                         _ = wait_for_close(rx.clone(), generation) => return,
                     }
                 }
