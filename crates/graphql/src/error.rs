@@ -37,6 +37,10 @@ pub enum ApiError {
     /// store refused (an unknown foreign key, text it cannot store …).
     #[error("{0}")]
     BadUserInput(String),
+    /// `INTERNAL`, said as a timeout: the database did not answer within
+    /// its time limit (statement, connection wait or loader batch).
+    #[error("timed out: the database did not answer within the server's time limit")]
+    Timeout,
     /// `INTERNAL`: anything else. The client sees only "internal error"; the
     /// cause was logged when the error was made.
     #[error("internal error")]
@@ -50,7 +54,7 @@ impl ApiError {
             Self::Conflict { .. } => "CONFLICT",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
-            Self::Internal => "INTERNAL",
+            Self::Timeout | Self::Internal => "INTERNAL",
         }
     }
 
@@ -70,6 +74,14 @@ impl ApiError {
         }
         tracing::error!(error = %chain, "internal error answering a GraphQL request");
         Self::Internal
+    }
+}
+
+impl ApiError {
+    /// `INTERNAL` said as a timeout, logging `error` for the operator.
+    fn timeout(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %error, "a GraphQL request timed out waiting for the database");
+        Self::Timeout
     }
 }
 
@@ -109,6 +121,9 @@ impl From<roster_store::Error> for ApiError {
             Error::Invalid { table, reason, .. } => {
                 Self::BadUserInput(format!("invalid input for {table}: {reason}"))
             }
+            Error::Timeout { .. } | Error::Load(roster_loader::Error::Timeout { .. }) => {
+                Self::timeout(&err)
+            }
             other => Self::internal(&other),
         }
     }
@@ -116,7 +131,10 @@ impl From<roster_store::Error> for ApiError {
 
 impl From<roster_loader::Error> for ApiError {
     fn from(err: roster_loader::Error) -> Self {
-        Self::internal(&err)
+        match err {
+            roster_loader::Error::Timeout { .. } => Self::timeout(&err),
+            other => Self::internal(&other),
+        }
     }
 }
 
@@ -130,5 +148,28 @@ pub(crate) trait ResultExt<T> {
 impl<T, E: Into<ApiError>> ResultExt<T> for Result<T, E> {
     fn api(self) -> async_graphql::Result<T> {
         self.map_err(|e| e.into().extend())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_internal_errors_said_as_timeouts() {
+        let store = roster_store::Error::Timeout {
+            operation: "update",
+            table: "users",
+            source: sea_orm::DbErr::Custom("canceling statement due to statement timeout".into()),
+        };
+        let api = ApiError::from(store);
+        assert_eq!(api, ApiError::Timeout);
+        assert_eq!(api.code(), "INTERNAL");
+        let message = api.extend().message;
+        assert!(message.contains("timed out"), "{message}");
+        assert!(
+            !message.contains("canceling"),
+            "no database text leaks: {message}"
+        );
     }
 }

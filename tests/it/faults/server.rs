@@ -1,18 +1,23 @@
 //! The GraphQL server through the fault proxy, on the pool the server
-//! itself opens (`server::connect`: acquire timeout 5 s, no checkout ping).
+//! itself opens (`server::connect` with the default `PoolSettings`:
+//! acquire timeout 5 s, ping only after 30 s idle), with a 1 s request
+//! time limit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roster::graphql::server::{AppState, Metrics, connect};
+use roster::store::PoolSettings;
 use roster_testkit::{FaultProxy, TestDb, backend_tests};
 use serde_json::{Value, json};
 
 use super::{recover, report, seed_users, within};
 use crate::graphql::{Server, error_code};
 
-/// The server's acquire timeout (`server::connect`).
+/// The server's acquire timeout (`PoolSettings::default`).
 const SERVER_ACQUIRE: Duration = Duration::from_secs(5);
+/// The request time limit these tests give the server.
+const REQUEST_LIMIT: Duration = Duration::from_secs(1);
 
 fn user_query() -> Value {
     json!({ "query": "query($id: ID!) { user(id: $id) { name } }", "variables": { "id": "1" } })
@@ -25,11 +30,12 @@ async fn start(db: &TestDb) -> (FaultProxy, Server) {
     let pool = within(
         SERVER_ACQUIRE * 2,
         "the server's pool",
-        connect(&url, &metrics),
+        connect(&url, &PoolSettings::default(), &metrics),
     )
     .await
     .expect("connect through the proxy");
-    let server = Server::start(AppState::with_metrics(pool, metrics)).await;
+    let state = AppState::with_metrics(pool, metrics).with_request_timeout(REQUEST_LIMIT);
+    let server = Server::start(state).await;
     within(
         SERVER_ACQUIRE,
         "a first query",
@@ -94,42 +100,48 @@ async fn the_server_fails_fast_during_a_restart_and_recovers(db: &TestDb) {
     server.stop().await;
 }
 
-/// A stall: the server has no request timeout and its pool does not ping on
-/// checkout, so a request waits for as long as the stall lasts (it is
-/// answered once the database is back); `/health` answers 503 after its own
-/// 3 s limit. Bounding request time is left to the deployment (see README).
-async fn a_stall_holds_server_requests_until_the_database_answers(db: &TestDb) {
+/// A stall (the database accepts and answers nothing): a request is
+/// answered 504 with `INTERNAL` at the request time limit, `/health` 503
+/// after its own 3 s limit; once the database answers again, so does the
+/// server, nothing restarted.
+async fn a_stall_fails_server_requests_at_the_request_limit(db: &TestDb) {
     let (proxy, server) = start(db).await;
-    let server = Arc::new(server);
     proxy.stall();
-    let pending = tokio::spawn({
-        let server = Arc::clone(&server);
-        async move { server.post(&user_query()).await }
-    });
     let started = Instant::now();
-    assert_eq!(health(&server).await, 503);
-    report(
-        "server",
-        "/health answered 503 under a stall",
-        started.elapsed(),
+    let (status, answer) = within(
+        REQUEST_LIMIT * 5,
+        "a query during the stall",
+        server.post(&user_query()),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 504, "{answer}");
+    assert_eq!(error_code(&answer), "INTERNAL");
+    assert!(
+        took >= REQUEST_LIMIT && took < REQUEST_LIMIT * 3,
+        "answered after {took:?}, the limit is {REQUEST_LIMIT:?}"
     );
-    assert!(!pending.is_finished(), "the request waits out the stall");
+    report("server", "a query during a stall answered 504", took);
+    assert_eq!(health(&server).await, 503);
 
     proxy.pass();
-    let (status, answer) = within(SERVER_ACQUIRE, "the held request", pending)
-        .await
-        .expect("request task");
-    assert_eq!(status, 200);
-    assert!(answer.get("errors").is_none(), "{answer}");
+    let (failed, took, _) = recover(10, SERVER_ACQUIRE * 2, || async {
+        let (_, answer) = server.post(&user_query()).await;
+        match answer.get("errors") {
+            None => Ok(answer),
+            Some(errors) => Err(errors.clone()),
+        }
+    })
+    .await;
     report(
         "server",
-        "the held request answered after the stall",
-        started.elapsed(),
+        &format!("answered again after the stall ({failed} failed)"),
+        took,
     );
     assert_eq!(health(&server).await, 200);
 }
 
 backend_tests!(
     migrated on [postgres, mysql]: the_server_fails_fast_during_a_restart_and_recovers,
-    a_stall_holds_server_requests_until_the_database_answers,
+    a_stall_fails_server_requests_at_the_request_limit,
 );

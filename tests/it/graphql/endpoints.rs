@@ -60,8 +60,8 @@ async fn graphiql_introspection_passes_the_limits(db: &TestDb) {
 
 async fn prepared_server_seeds_and_exports_metrics(db: &TestDb) {
     let config = Config {
-        database_url: db.url().to_owned(),
         listen: "127.0.0.1:0".parse().expect("address"),
+        ..Config::new(db.url())
     };
     let state = prepare(&config).await.expect("prepare");
     let metrics = state.metrics().clone();

@@ -45,7 +45,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Executes a GraphQL request, or a batch, with one set of loaders for the
 /// whole HTTP request. The operations of a batch run one after the other,
-/// in order, so a later one reads what an earlier one wrote.
+/// in order, so a later one reads what an earlier one wrote. The whole
+/// request gets [`AppState::request_timeout`]; past it the answer is 504
+/// with an `INTERNAL` error.
 async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -58,23 +60,41 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
         }
     };
     let loaders = request_loaders(state.db(), state.metrics().loader());
-    let response = match batch {
-        BatchRequest::Single(request) => BatchResponse::Single(
-            state
-                .schema()
-                .execute(request_data(request, &loaders, state.db()))
-                .await,
-        ),
-        BatchRequest::Batch(requests) => {
-            let mut responses = Vec::with_capacity(requests.len());
-            for request in requests {
-                let request = request_data(request, &loaders, state.db());
-                responses.push(state.schema().execute(request).await);
+    let work = async {
+        match batch {
+            BatchRequest::Single(request) => BatchResponse::Single(
+                state
+                    .schema()
+                    .execute(request_data(request, &loaders, state.db()))
+                    .await,
+            ),
+            BatchRequest::Batch(requests) => {
+                let mut responses = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let request = request_data(request, &loaders, state.db());
+                    responses.push(state.schema().execute(request).await);
+                }
+                BatchResponse::Batch(responses)
             }
-            BatchResponse::Batch(responses)
         }
     };
-    Json(response).into_response()
+    let limit = state.request_timeout();
+    match tokio::time::timeout(limit, work).await {
+        Ok(response) => Json(response).into_response(),
+        // Everything the request was doing is dropped: a transaction rolls
+        // back; a single statement already sent may or may not have run.
+        Err(_) => {
+            tracing::warn!(?limit, "a GraphQL request hit the request time limit");
+            let body = json!({ "errors": [{
+                "message": format!(
+                    "the request did not finish within {}",
+                    humantime::format_duration(limit)
+                ),
+                "extensions": { "code": "INTERNAL" },
+            }]});
+            (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response()
+        }
+    }
 }
 
 /// The GraphiQL IDE, pointed at `/graphql`.

@@ -3,7 +3,9 @@
 //! migrating and (when empty) seeding the database on start.
 //!
 //! # Layout
-//! - [`Config`]: `DATABASE_URL` and `ROSTER_LISTEN`.
+//! - [`Config`]: `DATABASE_URL`, `ROSTER_LISTEN`, the pool size and the
+//!   time limits (`ROSTER_POOL_SIZE`, `ROSTER_ACQUIRE_TIMEOUT`,
+//!   `ROSTER_STATEMENT_TIMEOUT`, `ROSTER_REQUEST_TIMEOUT`).
 //! - [`connect`], [`prepare`]: the pool (production defaults, statement
 //!   counting), migrations and demo data ([`seed`]).
 //! - [`AppState`], [`router`], [`serve`], [`run`]: the axum service.
@@ -25,7 +27,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use roster_store::{PoolSettings, pool};
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::net::TcpListener;
 
 pub use http::{MAX_BODY_BYTES, router};
@@ -37,21 +40,31 @@ use crate::{RosterSchema, schema};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db?mode=rwc";
 /// `ROSTER_LISTEN` when unset.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// `ROSTER_POOL_SIZE` when unset.
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+/// `ROSTER_ACQUIRE_TIMEOUT` when unset.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `ROSTER_STATEMENT_TIMEOUT` when unset.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `ROSTER_REQUEST_TIMEOUT` when unset.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
     /// An environment variable has a value the server cannot use.
-    #[error("{var}={value:?} is not a socket address such as {DEFAULT_LISTEN}")]
+    #[error("{var}={value:?} is not {expected}")]
     Config {
         /// The variable.
         var: &'static str,
         /// Its value.
         value: String,
+        /// What it should look like.
+        expected: &'static str,
         /// Why it did not parse.
         #[source]
-        source: std::net::AddrParseError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Migrating (or taking the migration lock) failed.
     #[error("migrating the database failed")]
@@ -80,49 +93,110 @@ pub struct Config {
     pub database_url: String,
     /// Where to listen (`ROSTER_LISTEN`, default [`DEFAULT_LISTEN`]).
     pub listen: SocketAddr,
+    /// The pool: `ROSTER_POOL_SIZE` (default [`DEFAULT_POOL_SIZE`]),
+    /// `ROSTER_ACQUIRE_TIMEOUT` (default [`DEFAULT_ACQUIRE_TIMEOUT`]) and
+    /// `ROSTER_STATEMENT_TIMEOUT` (default [`DEFAULT_STATEMENT_TIMEOUT`];
+    /// `0` turns it off).
+    pub pool: PoolSettings,
+    /// The most one HTTP request to `/graphql` may take, all its operations
+    /// together (`ROSTER_REQUEST_TIMEOUT`, default
+    /// [`DEFAULT_REQUEST_TIMEOUT`]); a request over it is answered 504.
+    pub request_timeout: Duration,
 }
 
 impl Config {
-    /// Reads `DATABASE_URL` and `ROSTER_LISTEN`, with their defaults.
-    pub fn from_env() -> Result<Self, ServerError> {
-        Self::from_vars(
-            std::env::var("DATABASE_URL").ok(),
-            std::env::var("ROSTER_LISTEN").ok(),
-        )
+    /// The configuration for `database_url` with every other setting at its
+    /// default.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            pool: PoolSettings::default()
+                .max_connections(DEFAULT_POOL_SIZE)
+                .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
+                .statement_timeout(Some(DEFAULT_STATEMENT_TIMEOUT)),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
     }
 
-    fn from_vars(
-        database_url: Option<String>,
-        listen: Option<String>,
-    ) -> Result<Self, ServerError> {
-        let listen = listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    /// Reads the configuration from the environment, with the defaults
+    /// above. Durations are written like `500ms`, `5s` or `2m`.
+    pub fn from_env() -> Result<Self, ServerError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ServerError> {
+        let listen = var("ROSTER_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen.parse().map_err(|e| ServerError::Config {
+            var: "ROSTER_LISTEN",
+            value: listen.clone(),
+            expected: "a socket address such as 127.0.0.1:8000",
+            source: Box::new(e),
+        })?;
+        let duration = |name: &'static str, default: Duration| -> Result<Duration, ServerError> {
+            match var(name) {
+                None => Ok(default),
+                Some(value) => {
+                    humantime::parse_duration(value.trim()).map_err(|e| ServerError::Config {
+                        var: name,
+                        value,
+                        expected: "a duration such as 500ms, 5s or 2m",
+                        source: Box::new(e),
+                    })
+                }
+            }
+        };
+        let pool_size = match var("ROSTER_POOL_SIZE") {
+            None => DEFAULT_POOL_SIZE,
+            Some(value) => match value.trim().parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                Ok(_) => {
+                    return Err(ServerError::Config {
+                        var: "ROSTER_POOL_SIZE",
+                        value,
+                        expected: "a number of connections of at least 1",
+                        source: "0 connections".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(ServerError::Config {
+                        var: "ROSTER_POOL_SIZE",
+                        value,
+                        expected: "a number of connections of at least 1",
+                        source: Box::new(e),
+                    });
+                }
+            },
+        };
+        let statement = duration("ROSTER_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)?;
         Ok(Self {
-            database_url: database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            listen: listen.parse().map_err(|source| ServerError::Config {
-                var: "ROSTER_LISTEN",
-                value: listen.clone(),
-                source,
-            })?,
+            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            listen,
+            pool: PoolSettings::default()
+                .max_connections(pool_size)
+                .acquire_timeout(duration("ROSTER_ACQUIRE_TIMEOUT", DEFAULT_ACQUIRE_TIMEOUT)?)
+                .statement_timeout((!statement.is_zero()).then_some(statement)),
+            request_timeout: duration("ROSTER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?,
         })
     }
 }
 
-/// Opens the server's pool on `url`, counting every statement in `metrics`.
+/// Opens the server's pool on `url` with `settings` (see
+/// [`roster_store::pool`]), counting every statement in `metrics`.
 ///
-/// Pool choices: `test_before_acquire(false)` skips sqlx's ping on every
-/// checkout (a round trip per request saved); a connection that died is
-/// found by the statement that uses it (an `INTERNAL` error for that
+/// A connection is pinged before use only after 30 s idle
+/// ([`PoolSettings::ping_if_idle_for`]): a connection that died while busy
+/// is found by the statement that uses it (an `INTERNAL` error for that
 /// request, and sqlx drops the connection), and `GET /health` reports an
-/// unreachable database. `acquire_timeout` of 5 s makes a saturated or
-/// unreachable database fail requests (and `/health`) quickly instead of
+/// unreachable database. The acquire timeout (5 s by default) makes a
+/// saturated or unreachable database fail requests quickly instead of
 /// queueing them for sqlx's default 30 s.
-pub async fn connect(url: &str, metrics: &Arc<Metrics>) -> Result<DatabaseConnection, ServerError> {
-    let mut options = ConnectOptions::new(url);
-    options
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    let mut db = Database::connect(options)
+pub async fn connect(
+    url: &str,
+    settings: &PoolSettings,
+    metrics: &Arc<Metrics>,
+) -> Result<DatabaseConnection, ServerError> {
+    let mut db = pool::connect(url, settings)
         .await
         .map_err(|source| ServerError::Connect {
             url: roster_migrations::runner::redact(url),
@@ -143,15 +217,16 @@ pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
         tracing::info!(migration = %name, "applied");
     }
     let metrics = Arc::new(Metrics::new());
-    let db = connect(url, &metrics).await?;
+    let db = connect(url, &config.pool, &metrics).await?;
     seed::seed_if_empty(url, &db).await?;
-    Ok(AppState::with_metrics(db, metrics))
+    Ok(AppState::with_metrics(db, metrics).with_request_timeout(config.request_timeout))
 }
 
 /// What every request handler shares: the schema, the pool and the metrics.
 #[derive(Clone)]
 pub struct AppState {
     shared: Arc<Shared>,
+    request_timeout: Duration,
 }
 
 struct Shared {
@@ -176,7 +251,20 @@ impl AppState {
                 db,
                 metrics,
             }),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// The same state with `limit` as the time limit of one `/graphql`
+    /// request (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub fn with_request_timeout(mut self, limit: Duration) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// The time limit of one `/graphql` request.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The schema.
@@ -255,17 +343,60 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 mod tests {
     use super::*;
 
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ServerError> {
+        Config::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
     #[test]
-    fn config_defaults_and_bad_listen_address() {
-        let config = Config::from_vars(None, None).expect("defaults");
+    fn config_defaults() {
+        let config = config(&[]).expect("defaults");
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
-        assert!(matches!(
-            Config::from_vars(None, Some("localhost".into())),
-            Err(ServerError::Config {
-                var: "ROSTER_LISTEN",
-                ..
-            })
-        ));
+        assert_eq!(config.pool.max_connections, DEFAULT_POOL_SIZE);
+        assert_eq!(config.pool.acquire_timeout, DEFAULT_ACQUIRE_TIMEOUT);
+        assert_eq!(
+            config.pool.statement_timeout,
+            Some(DEFAULT_STATEMENT_TIMEOUT)
+        );
+        assert_eq!(config.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(config, Config::new(DEFAULT_DATABASE_URL));
+    }
+
+    #[test]
+    fn config_reads_sizes_and_durations() {
+        let config = config(&[
+            ("ROSTER_POOL_SIZE", "32"),
+            ("ROSTER_ACQUIRE_TIMEOUT", "750ms"),
+            ("ROSTER_STATEMENT_TIMEOUT", "0s"),
+            ("ROSTER_REQUEST_TIMEOUT", "2m"),
+        ])
+        .expect("valid");
+        assert_eq!(config.pool.max_connections, 32);
+        assert_eq!(config.pool.acquire_timeout, Duration::from_millis(750));
+        assert_eq!(config.pool.statement_timeout, None, "0 turns it off");
+        assert_eq!(config.request_timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn config_names_the_bad_variable() {
+        for (var, value) in [
+            ("ROSTER_LISTEN", "localhost"),
+            ("ROSTER_POOL_SIZE", "0"),
+            ("ROSTER_POOL_SIZE", "many"),
+            ("ROSTER_REQUEST_TIMEOUT", "30"),
+            ("ROSTER_STATEMENT_TIMEOUT", "soon"),
+        ] {
+            match config(&[(var, value)]) {
+                Err(e @ ServerError::Config { var: bad, .. }) => {
+                    assert_eq!(bad, var);
+                    assert!(e.to_string().contains(value), "{e}");
+                }
+                other => panic!("{var}={value}: {other:?}"),
+            }
+        }
     }
 }
