@@ -63,6 +63,18 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+    /// The connection failed while `COMMIT` was in flight, so whether the
+    /// transaction committed is unknown: the server may have committed it
+    /// before the answer was lost. Not retried by
+    /// [`Store::transaction`](crate::Store::transaction) (a retry could
+    /// apply the work twice); re-read, or make the work idempotent, before
+    /// trying again. The request's loader cache is cleared.
+    #[error("the connection failed during COMMIT; the transaction may or may not have committed")]
+    CommitUnknown {
+        /// The connection's error.
+        #[source]
+        source: DbErr,
+    },
     /// Any other database error. `code` is the backend's code: the SQLSTATE
     /// on PostgreSQL, the error number on MySQL, the extended result code on
     /// SQLite.
@@ -256,6 +268,15 @@ impl Error {
     }
 
     /// Classifies a database error raised while doing `operation` on `table`.
+    /// Classifies an error returned by `COMMIT`: one without a server error
+    /// code (a broken connection) leaves the outcome unknown.
+    pub(crate) fn from_commit(err: DbErr) -> Self {
+        if db_code(&err).is_none() && !is_timeout(&err) {
+            return Self::CommitUnknown { source: err };
+        }
+        Self::from_db("commit", "-", err)
+    }
+
     pub(crate) fn from_db(operation: &'static str, table: &'static str, err: DbErr) -> Self {
         if is_timeout(&err) {
             return Self::Timeout {

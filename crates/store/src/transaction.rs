@@ -183,6 +183,7 @@ impl Store {
         Fut: Future<Output = Result<T>>,
     {
         let begin_err = |e| Error::from_db("begin", "-", e);
+        let nested = self.tx.is_some();
         let (txn, read_only) = match &self.tx {
             Some(parent) => (
                 parent.txn.begin().await.map_err(begin_err)?,
@@ -234,11 +235,13 @@ impl Store {
         } = state;
         let effects = effects.into_inner().unwrap_or_else(PoisonError::into_inner);
         let result = match outcome {
-            Ok(value) => txn
-                .commit()
-                .await
-                .map(|()| value)
-                .map_err(|e| Error::from_db("commit", "-", e)),
+            Ok(value) => txn.commit().await.map(|()| value).map_err(|e| {
+                if nested {
+                    Error::from_db("release savepoint", "-", e)
+                } else {
+                    Error::from_commit(e)
+                }
+            }),
             Err(error) => {
                 if let Err(rollback) = txn.rollback().await {
                     tracing::warn!(%rollback, "rollback failed; the connection is discarded");
@@ -247,8 +250,12 @@ impl Store {
             }
         };
         release_mysql_locks(mysql_locks.into_inner()).await;
-        if result.is_ok() {
-            self.apply(effects);
+        match &result {
+            Ok(_) => self.apply(effects),
+            // The writes may be in the database or not: forget what the
+            // request's loaders hold rather than guess.
+            Err(Error::CommitUnknown { .. }) => self.loaders.clear_all(),
+            Err(_) => {}
         }
         result
     }

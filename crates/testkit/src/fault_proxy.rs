@@ -9,6 +9,9 @@
 //! - [`stall`](FaultProxy::stall): accept, but forward nothing in either
 //!   direction, on new and open connections alike (a hung server or a
 //!   black-holed network), until the mode changes.
+//! - [`cut_when_client_sends`](FaultProxy::cut_when_client_sends): arm a
+//!   one-shot cut of the connection whose client sends a given byte string
+//!   (e.g. `COMMIT`), before or after forwarding it.
 //! - [`trickle`](FaultProxy::trickle): forward one byte at a time with a
 //!   pause after each (a congested network): replies arrive in pieces, so a
 //!   statement abandoned mid-reply has read part of a packet.
@@ -17,8 +20,8 @@
 //! connection) when the [`FaultProxy`] is dropped.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -67,7 +70,12 @@ pub struct FaultProxy {
     addr: SocketAddr,
     state: watch::Sender<State>,
     accepted: Arc<AtomicU64>,
+    trigger: Trigger,
 }
+
+/// An armed one-shot cut: the bytes to look for in client traffic, and
+/// whether to forward them before cutting.
+type Trigger = Arc<Mutex<Option<(Vec<u8>, bool)>>>;
 
 impl FaultProxy {
     /// Starts a proxy to `upstream` in [`FaultMode::Pass`].
@@ -85,11 +93,19 @@ impl FaultProxy {
             shutdown: false,
         });
         let accepted = Arc::new(AtomicU64::new(0));
-        tokio::spawn(accept_loop(listener, upstream, rx, accepted.clone()));
+        let trigger = Trigger::default();
+        tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            rx,
+            accepted.clone(),
+            trigger.clone(),
+        ));
         FaultProxy {
             addr,
             state,
             accepted,
+            trigger,
         }
     }
 
@@ -129,6 +145,23 @@ impl FaultProxy {
         self.set_mode(FaultMode::Trickle(pause));
     }
 
+    /// Arms a one-shot cut: the first client connection that sends bytes
+    /// containing `pattern` (within one read) is closed on both sides, after
+    /// forwarding those bytes to the server if `forward`, else without.
+    /// With `b"COMMIT"`: a commit the server never saw, or one it received
+    /// but whose answer the client never gets.
+    pub fn cut_when_client_sends(&self, pattern: &[u8], forward: bool) {
+        if let Ok(mut trigger) = self.trigger.lock() {
+            *trigger = Some((pattern.to_vec(), forward));
+        }
+    }
+
+    /// Whether an armed [`cut_when_client_sends`](Self::cut_when_client_sends)
+    /// has fired.
+    pub fn trigger_fired(&self) -> bool {
+        self.trigger.lock().map(|t| t.is_none()).unwrap_or(false)
+    }
+
     /// Closes every open connection now (the mode is unchanged).
     pub fn cut(&self) {
         self.state.send_modify(|s| s.generation += 1);
@@ -150,6 +183,7 @@ async fn accept_loop(
     upstream: SocketAddr,
     mut rx: watch::Receiver<State>,
     accepted: Arc<AtomicU64>,
+    trigger: Trigger,
 ) {
     loop {
         let client = tokio::select! {
@@ -168,7 +202,13 @@ async fn accept_loop(
             drop(client);
             continue;
         }
-        tokio::spawn(connection(client, upstream, rx.clone(), state.generation));
+        tokio::spawn(connection(
+            client,
+            upstream,
+            rx.clone(),
+            state.generation,
+            trigger.clone(),
+        ));
     }
 }
 
@@ -179,6 +219,7 @@ async fn connection(
     upstream: SocketAddr,
     rx: watch::Receiver<State>,
     generation: u64,
+    trigger: Trigger,
 ) {
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
@@ -186,8 +227,8 @@ async fn connection(
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
-        () = pump(client_read, server_write, rx.clone(), generation) => {}
-        () = pump(server_read, client_write, rx, generation) => {}
+        () = pump(client_read, server_write, rx.clone(), generation, Some(trigger)) => {}
+        () = pump(server_read, client_write, rx, generation, None) => {}
     }
     // Both streams' halves drop here: the connection closes on both sides.
 }
@@ -199,6 +240,7 @@ async fn pump(
     mut to: impl AsyncWrite + Unpin,
     mut rx: watch::Receiver<State>,
     generation: u64,
+    trigger: Option<Trigger>,
 ) {
     let mut buf = vec![0_u8; 16 * 1024];
     loop {
@@ -228,6 +270,10 @@ async fn pump(
             read = from.read(&mut buf[..chunk]) => match read {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
+                    let fired = trigger.as_ref().and_then(|t| fire(t, &buf[..n]));
+                    if fired == Some(false) {
+                        return;
+                    }
                     tokio::select! {
                         written = async {
                             to.write_all(&buf[..n]).await?;
@@ -238,10 +284,30 @@ async fn pump(
                         } => if written.is_err() { return },
                         _ = wait_for_close(rx.clone(), generation) => return,
                     }
+                    if fired == Some(true) {
+                        let _ = to.flush().await;
+                        return;
+                    }
                 }
             },
         }
     }
+}
+
+/// Disarms and reports `Some(forward)` if `bytes` contain the armed pattern.
+fn fire(trigger: &Trigger, bytes: &[u8]) -> Option<bool> {
+    let mut armed = trigger.lock().ok()?;
+    let (pattern, forward) = armed.as_ref()?;
+    let hit = !pattern.is_empty()
+        && bytes
+            .windows(pattern.len())
+            .any(|w| w == pattern.as_slice());
+    if !hit {
+        return None;
+    }
+    let forward = *forward;
+    *armed = None;
+    Some(forward)
 }
 
 /// Resolves when the connection of `generation` must close.

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use roster::entity::user;
-use roster::store::{Loaders, Store, TxOptions};
-use roster_testkit::{TestDb, backend_tests};
+use roster::store::{Error, Loaders, Store, TxOptions};
+use roster_testkit::{Backend, TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
 use tokio::task::JoinHandle;
@@ -159,7 +159,97 @@ async fn a_transaction_cut_midway_leaves_no_row(db: &TestDb) {
     assert_eq!(count_named(db, "after-").await, 2);
 }
 
+/// The connection is cut as the client sends `COMMIT`: once before the
+/// server sees it (the server rolls back), once right after (the server
+/// commits, the answer is lost). Both times the store reports
+/// `Error::CommitUnknown` after one attempt (never retried: that could
+/// apply the work twice), the work is all there or not at all, the
+/// request's loader cache was cleared, and the next transaction commits.
+async fn a_cut_during_commit_is_reported_as_unknown_never_retried(db: &TestDb) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    super::seed_users(db, 1).await;
+    let (proxy, url) = db.fault_proxy().await;
+    // The proxy reads the client's bytes: no TLS (sqlx prefers it when the
+    // server offers it, as Debian's PostgreSQL does).
+    let url = match db.backend() {
+        Backend::Postgres => format!(
+            "{url}{}sslmode=disable",
+            if url.contains('?') { '&' } else { '?' }
+        ),
+        _ => url,
+    };
+    for (forward, tag) in [(false, "unsent-"), (true, "sent-")] {
+        // A fresh connection per round: PostgreSQL's sqlx caches `COMMIT` as
+        // a prepared statement, so only a connection's first commit carries
+        // the text the proxy looks for.
+        let store = Store::new(pool(&url, 1).await);
+        let users = &store.loaders().users;
+        within(ACQUIRE, "a first load", users.load(1))
+            .await
+            .expect("load");
+        proxy.cut_when_client_sends(b"COMMIT", forward);
+        let attempts = AtomicU32::new(0);
+        let attempts = &attempts;
+        let result = within(
+            ACQUIRE * 2,
+            "the transaction cut at COMMIT",
+            store.transaction(TxOptions::new(), |tx| async move {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                tx.insert::<user::Entity>(named(&format!("{tag}first")))
+                    .await?;
+                tx.insert::<user::Entity>(named(&format!("{tag}second")))
+                    .await?;
+                Ok(())
+            }),
+        )
+        .await;
+        assert!(proxy.trigger_fired(), "the proxy saw COMMIT ({result:?})");
+        assert!(
+            matches!(result, Err(Error::CommitUnknown { .. })),
+            "forward {forward}: {result:?}"
+        );
+        assert_eq!(attempts.load(Ordering::SeqCst), 1, "not retried");
+        // The server may still be finishing the commit it received: watch
+        // for up to 2 s; never half the rows.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let rows = loop {
+            let rows = count_named(db, &format!("{tag}f")).await
+                + count_named(db, &format!("{tag}s")).await;
+            assert!(rows == 0 || rows == 2, "{rows} of 2 rows: half committed");
+            if !forward || rows == 2 || Instant::now() > deadline {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if forward {
+            assert_eq!(rows, 2, "the server received COMMIT: all of it committed");
+        } else {
+            assert_eq!(rows, 0, "the server never saw COMMIT: nothing committed");
+        }
+        // The user loaded (and cached) before the cut is read from the
+        // database again: the request's cache was cleared.
+        let batches = users.metrics().snapshot().batches;
+        let again = within(ACQUIRE * 3, "a load after the cut", users.load(1)).await;
+        assert_eq!(users.metrics().snapshot().batches, batches + 1, "{again:?}");
+        let (failed, took, ()) = recover(4, ACQUIRE * 2, || {
+            store.transaction(TxOptions::new().max_attempts(1), |tx| async move {
+                tx.insert::<user::Entity>(named(&format!("{tag}after")))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await;
+        report(
+            "commit cut",
+            &format!("forward {forward}: {rows} rows; next transaction after {failed} failures"),
+            took,
+        );
+    }
+}
+
 backend_tests!(
     migrated on [postgres, mysql]: cut_under_1000_loads_fails_every_waiter_then_recovers,
     a_transaction_cut_midway_leaves_no_row,
+    a_cut_during_commit_is_reported_as_unknown_never_retried,
 );
