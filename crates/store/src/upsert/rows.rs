@@ -130,8 +130,9 @@ impl<E: Upsert> Prepared<E> {
             .collect();
         let mut first: Option<(Vec<bool>, Vec<E::Column>, Vec<usize>)> = None;
         let mut taken: Vec<ActiveValue<Value>> = Vec::with_capacity(candidates.len());
-        let mut all = Vec::new();
-        for (position, mut model) in input.into_iter().enumerate() {
+        let input = input.into_iter();
+        let mut rows: Vec<Row> = Vec::with_capacity(input.size_hint().0);
+        for (position, mut model) in input.enumerate() {
             // Moved out of the model, not cloned.
             taken.clear();
             taken.extend(candidates.iter().map(|c| model.take(*c)));
@@ -170,7 +171,8 @@ impl<E: Upsert> Prepared<E> {
                     names(columns)
                 )));
             }
-            let values: Vec<Value> = taken.drain(..).filter_map(set_value).collect();
+            let mut values: Vec<Value> = Vec::with_capacity(columns.len());
+            values.extend(taken.drain(..).filter_map(set_value));
             if key_index.iter().any(|i| is_null(&values[*i])) {
                 return Err(no_key(position));
             }
@@ -185,36 +187,37 @@ impl<E: Upsert> Prepared<E> {
                 }
                 _ => None,
             };
-            all.push((
-                position,
-                Row {
-                    values,
-                    key,
-                    expected,
-                },
-            ));
+            rows.push(Row {
+                values,
+                key,
+                expected,
+            });
         }
         let columns = first.map(|(_, columns, _)| columns).unwrap_or_default();
 
-        // The last occurrence of a key wins.
-        let mut last: HashMap<&Key, usize> = HashMap::with_capacity(all.len());
-        for (position, row) in &all {
-            last.insert(&row.key, *position);
-        }
-        let keep: Vec<bool> = all
-            .iter()
-            .map(|(position, row)| last.get(&row.key) == Some(position))
-            .collect();
-        let total = all.len();
-        let mut rows = Vec::with_capacity(last.len());
-        let mut positions = Vec::with_capacity(last.len());
-        drop(last);
-        for ((position, row), keep) in all.into_iter().zip(&keep) {
-            if *keep {
-                rows.push(row);
-                positions.push(position);
+        // The last occurrence of a key wins. Keys in increasing order (the
+        // usual bulk load) have no duplicates, and need no map.
+        let total = rows.len();
+        let positions: Vec<usize> = if rows.windows(2).all(|w| w[0].key < w[1].key) {
+            (0..total).collect()
+        } else {
+            let mut last: HashMap<&Key, usize> = HashMap::with_capacity(total);
+            for (position, row) in rows.iter().enumerate() {
+                last.insert(&row.key, position);
             }
-        }
+            let keep: Vec<bool> = rows
+                .iter()
+                .enumerate()
+                .map(|(position, row)| last.get(&row.key) == Some(&position))
+                .collect();
+            drop(last);
+            let mut position = 0;
+            rows.retain(|_| {
+                position += 1;
+                keep[position - 1]
+            });
+            (0..total).filter(|p| keep[*p]).collect()
+        };
 
         let per_row = columns.len() + usize::from(version.is_some());
         let most = (bind_limit(backend) / per_row.max(1)).max(1);
