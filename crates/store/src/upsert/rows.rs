@@ -86,6 +86,16 @@ pub(super) struct Batch {
     pub superseded: u64,
 }
 
+/// What the first row sets, and so every row must.
+struct Shape<C> {
+    /// Per candidate column (not generated, not the version): set or not.
+    mask: Vec<bool>,
+    /// The candidate columns set.
+    columns: Vec<C>,
+    /// Where each conflict-key column is in `columns`.
+    key_index: Vec<usize>,
+}
+
 /// The checked rows of one call.
 pub(super) struct Prepared<E: Upsert> {
     pub on_conflict: OnConflict,
@@ -128,7 +138,7 @@ impl<E: Upsert> Prepared<E> {
         let candidates: Vec<E::Column> = E::Column::iter()
             .filter(|c| !generated.contains(&c.as_str()) && Some(c.as_str()) != version_name)
             .collect();
-        let mut first: Option<(Vec<bool>, Vec<E::Column>, Vec<usize>)> = None;
+        let mut first: Option<Shape<E::Column>> = None;
         let mut taken: Vec<ActiveValue<Value>> = Vec::with_capacity(candidates.len());
         let input = input.into_iter();
         let mut rows: Vec<Row> = Vec::with_capacity(input.size_hint().0);
@@ -136,7 +146,11 @@ impl<E: Upsert> Prepared<E> {
             // Moved out of the model, not cloned.
             taken.clear();
             taken.extend(candidates.iter().map(|c| model.take(*c)));
-            let (mask, columns, key_index) = match &first {
+            let Shape {
+                mask,
+                columns,
+                key_index,
+            } = match &first {
                 Some(first) => first,
                 None => {
                     let mask: Vec<bool> = taken.iter().map(|v| !v.is_not_set()).collect();
@@ -152,7 +166,11 @@ impl<E: Upsert> Prepared<E> {
                     let Some(key_index) = key_index else {
                         return Err(no_key(position));
                     };
-                    first.insert((mask, columns, key_index))
+                    first.insert(Shape {
+                        mask,
+                        columns,
+                        key_index,
+                    })
                 }
             };
             if !taken
@@ -193,7 +211,7 @@ impl<E: Upsert> Prepared<E> {
                 expected,
             });
         }
-        let columns = first.map(|(_, columns, _)| columns).unwrap_or_default();
+        let columns = first.map(|shape| shape.columns).unwrap_or_default();
 
         // The last occurrence of a key wins. Keys in increasing order (the
         // usual bulk load) have no duplicates, and need no map.
