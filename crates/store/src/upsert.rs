@@ -248,6 +248,7 @@ impl Store {
                 store,
                 prepared: Arc::new(prepared),
                 next: 0,
+                ahead: None,
             },
             Err(err) => State::Failed(err),
         };
@@ -259,13 +260,24 @@ impl Store {
                     store,
                     prepared,
                     next,
+                    ahead,
                 } => {
                     let batch = prepared.chunks.get(next)?.clone();
-                    let report = store.upsert_chunk(&prepared, &batch).await;
+                    let backend = store.backend();
+                    let encoded = match ahead {
+                        Some(ahead) => ahead.await.ok().flatten(),
+                        None => chunk::encode(&prepared, &batch, backend),
+                    };
+                    // The next chunk's statement is built while this one runs.
+                    let ahead = encode_ahead(&prepared, next + 1, backend);
+                    let report = store
+                        .upsert_chunk(&prepared, &batch, encoded.as_ref())
+                        .await;
                     let state = State::Ready {
                         store,
                         prepared,
                         next: next + 1,
+                        ahead,
                     };
                     Some((report, state))
                 }
@@ -298,18 +310,16 @@ impl Store {
     /// caller's), and names the bad row if the database refused one.
     async fn upsert_chunk<E: Upsert>(
         &self,
-        prepared: &Arc<rows::Prepared<E>>,
+        prepared: &rows::Prepared<E>,
         batch: &rows::Batch,
+        encoded: Option<&unnest::Arrays>,
     ) -> Result<ChunkReport<E::Model>> {
         let now = crate::lastchange::truncate_to_micros(Utc::now());
         let result = self
-            .transaction(TxOptions::new(), |tx| {
-                let (prepared, batch) = (prepared.clone(), batch.clone());
-                async move {
-                    let counts = chunk::write::<E>(&tx, &prepared, &batch, now).await?;
-                    tx.after_write(E::invalidate);
-                    Ok(counts)
-                }
+            .transaction(TxOptions::new(), |tx| async move {
+                let counts = chunk::write::<E>(&tx, prepared, batch, encoded, now).await?;
+                tx.after_write(E::invalidate);
+                Ok(counts)
             })
             .await;
         match result {
@@ -342,9 +352,27 @@ enum State<E: Upsert> {
         store: Store,
         prepared: Arc<rows::Prepared<E>>,
         next: usize,
+        /// Chunk `next`'s arrays, being built.
+        ahead: Option<tokio::task::JoinHandle<Option<unnest::Arrays>>>,
     },
     Failed(Error),
     Done,
+}
+
+/// Starts building chunk `index`'s arrays on a blocking thread, when it
+/// exists and has any to build (see [`chunk::encode`]).
+fn encode_ahead<E: Upsert>(
+    prepared: &Arc<rows::Prepared<E>>,
+    index: usize,
+    backend: sea_orm::DbBackend,
+) -> Option<tokio::task::JoinHandle<Option<unnest::Arrays>>> {
+    if !chunk::encodes(prepared, backend) {
+        return None;
+    }
+    let batch = prepared.chunks.get(index)?.clone();
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let prepared = prepared.clone();
+    Some(runtime.spawn_blocking(move || chunk::encode(&prepared, &batch, backend)))
 }
 
 /// A stored row's version, for [`OnConflict::UpdateIfUnchanged`].

@@ -3,8 +3,9 @@
 //! One statement where the database can count what it did by itself:
 //! - PostgreSQL `Update`/`Ignore`: `INSERT … ON CONFLICT … DO UPDATE SET …,
 //!   lastchange = GREATEST(EXCLUDED.lastchange, lastchange + 1 µs)` (or `DO
-//!   NOTHING`) `RETURNING (xmax = 0)`: each returned row says whether it was
-//!   inserted;
+//!   NOTHING`) `RETURNING (xmax = 0)`, each returned row saying whether it
+//!   was inserted, counted in the same statement (`WITH w AS (INSERT …)
+//!   SELECT count(*) FILTER (…), count(*) FROM w`), so one row comes back;
 //! - MySQL `Update` of a versioned table: `ON DUPLICATE KEY UPDATE`; the
 //!   affected-rows count is 1 per insert and 2 per update (`lastchange`
 //!   always changes), so both counts follow from it;
@@ -16,15 +17,19 @@
 //! decides row by row, then writes with one statement. A row another writer
 //! inserted between the two statements makes the chunk fail with a
 //! retryable error, and the transaction runs again.
+//!
+//! A PostgreSQL one-statement chunk's arrays are built by [`encode`], which
+//! needs no connection: the stream builds the next chunk's while the
+//! current one runs.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{self, Expr, ExprTrait, InsertStatement, Query, SimpleExpr, ValueTuple};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IdenStatic, ModelTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    QuerySelect, Statement, TransactionTrait,
 };
 
-use super::rows::{Batch, Prepared, Row, render_key};
+use super::rows::{Batch, Key, Prepared, Row, key_of};
 use super::unnest;
 use super::{OnConflict, Upsert, version_of};
 use crate::error::{Error, Result};
@@ -49,18 +54,14 @@ enum Action {
     Bump,
 }
 
-/// Writes `batch` with `tx`, a store inside the chunk's transaction.
-pub(super) async fn write<E: Upsert>(
-    tx: &Store,
-    prepared: &Prepared<E>,
-    batch: &Batch,
-    now: DateTime<Utc>,
-) -> Result<Counts<E::Model>> {
-    let backend = tx.backend();
-    let mut rows: Vec<&Row> = prepared.rows[batch.rows.clone()].iter().collect();
-    // One lock order for every writer: fewer deadlocks between chunks that
-    // overlap.
-    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+/// How a chunk is written.
+struct Plan {
+    on_conflict: OnConflict,
+    /// One statement, no read first.
+    single: bool,
+}
+
+fn plan<E: Upsert>(prepared: &Prepared<E>, backend: DbBackend) -> Plan {
     let updatable = prepared.version.is_some() || data_columns(prepared).next().is_some();
     let on_conflict = match prepared.on_conflict {
         OnConflict::Update if !updatable => OnConflict::Ignore,
@@ -72,20 +73,100 @@ pub(super) async fn write<E: Upsert>(
         (DbBackend::Sqlite, OnConflict::Ignore) => true,
         _ => false,
     };
+    Plan {
+        on_conflict,
+        single,
+    }
+}
+
+/// The rows of `batch` in lock order: one order for every writer, fewer
+/// deadlocks between chunks that overlap.
+fn sorted<'a, E: Upsert>(prepared: &'a Prepared<E>, batch: &Batch) -> Vec<&'a Row> {
+    let mut rows: Vec<&Row> = prepared.rows[batch.rows.clone()].iter().collect();
+    rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    rows
+}
+
+/// What can be built of a chunk's statement before its transaction: on
+/// PostgreSQL, when the chunk is one statement, its arrays (in lock
+/// order). `None` otherwise.
+pub(super) fn encode<E: Upsert>(
+    prepared: &Prepared<E>,
+    batch: &Batch,
+    backend: DbBackend,
+) -> Option<unnest::Arrays> {
+    if !encodes(prepared, backend) {
+        return None;
+    }
+    unnest::arrays(prepared, &sorted(prepared, batch))
+}
+
+/// Whether [`encode`] builds anything for this call's chunks.
+pub(super) fn encodes<E: Upsert>(prepared: &Prepared<E>, backend: DbBackend) -> bool {
+    backend == DbBackend::Postgres && plan(prepared, backend).single
+}
+
+/// Writes `batch` with `tx`, a store inside the chunk's transaction;
+/// `encoded` is what [`encode`] built of it, if anything.
+pub(super) async fn write<E: Upsert>(
+    tx: &Store,
+    prepared: &Prepared<E>,
+    batch: &Batch,
+    encoded: Option<&unnest::Arrays>,
+    now: DateTime<Utc>,
+) -> Result<Counts<E::Model>> {
+    let backend = tx.backend();
+    let Plan {
+        on_conflict,
+        single,
+    } = plan(prepared, backend);
+    let action = if on_conflict == OnConflict::Ignore {
+        Action::Nothing
+    } else {
+        Action::Bump
+    };
+    if single && backend == DbBackend::Postgres {
+        let total = batch.rows.len() as u64;
+        let versions = match prepared.version {
+            Some(_) => unnest::Versions::Same(now),
+            None => unnest::Versions::None,
+        };
+        let built;
+        let arrays = match encoded {
+            Some(arrays) => Some(arrays),
+            None => {
+                built = encode(prepared, batch, backend);
+                built.as_ref()
+            }
+        };
+        let (inserted, written) = match arrays {
+            Some(arrays) => pg_unnest(tx, prepared, arrays, versions, action).await?,
+            None => {
+                let stamp = prepared.version.map(|_| now);
+                let rows: Vec<_> = sorted(prepared, batch)
+                    .into_iter()
+                    .map(|r| (r, stamp))
+                    .collect();
+                pg_values(tx, prepared, &rows, action).await?
+            }
+        };
+        return Ok(Counts {
+            inserted,
+            updated: written - inserted,
+            ignored: total - written,
+            conflicts: Vec::new(),
+        });
+    }
+    let rows = sorted(prepared, batch);
     if single {
         let stamp = prepared.version.map(|_| now);
         let versioned: Vec<_> = rows.iter().map(|r| (*r, stamp)).collect();
-        let action = if on_conflict == OnConflict::Ignore {
-            Action::Nothing
-        } else {
-            Action::Bump
-        };
         return write_all::<E>(tx, prepared, &versioned, action).await;
     }
     read_then_write::<E>(tx, prepared, &rows, on_conflict, now).await
 }
 
-/// The one-statement plans.
+/// The one-statement plans of MySQL and SQLite.
 async fn write_all<E: Upsert>(
     tx: &Store,
     prepared: &Prepared<E>,
@@ -108,10 +189,6 @@ async fn write_all<E: Upsert>(
                 }
                 Action::Nothing => (affected, 0),
             }
-        }
-        DbBackend::Postgres => {
-            let (inserted, returned) = pg_write(tx, prepared, rows, action, insert).await?;
-            (inserted, returned - inserted)
         }
         _ => {
             insert.returning(Query::returning().expr(Expr::cust("1")));
@@ -142,7 +219,7 @@ async fn read_then_write<E: Upsert>(
     if backend != DbBackend::Sqlite {
         select = select.lock_exclusive();
     }
-    let stored: std::collections::HashMap<String, E::Model> = select
+    let stored: std::collections::HashMap<Key, E::Model> = select
         .all(&conn)
         .await
         .map_err(err)?
@@ -192,20 +269,21 @@ async fn read_then_write<E: Upsert>(
     } else {
         Action::Overwrite
     };
-    let insert = insert_statement(prepared, &writes, backend, action)?;
     // A row inserted by another writer since the read: run the chunk again.
     let raced = match backend {
         DbBackend::Postgres => {
-            let (inserted, _) = pg_write(tx, prepared, &writes, action, insert).await?;
+            let (inserted, _) = pg_write(tx, prepared, &writes, action).await?;
             inserted != counts.inserted
         }
         DbBackend::MySql => {
+            let insert = insert_statement(prepared, &writes, backend, action)?;
             let affected = conn.execute(&insert).await.map_err(err)?.rows_affected();
             // Versioned rows always change: 1 per insert, 2 per update.
             versioned && affected != counts.inserted + 2 * counts.updated
         }
         // SQLite: the write lock is held since BEGIN IMMEDIATE.
         _ => {
+            let insert = insert_statement(prepared, &writes, backend, action)?;
             conn.execute(&insert).await.map_err(err)?;
             false
         }
@@ -221,38 +299,84 @@ async fn read_then_write<E: Upsert>(
     Ok(counts)
 }
 
-/// Runs a PostgreSQL write that returns `(xmax = 0)` per written row: the
-/// `unnest` form when every column has an array type, else `fallback` (a
-/// `VALUES` list). Returns (rows inserted, rows returned).
+/// Runs a PostgreSQL write of `rows` with their versions: the `unnest`
+/// form when every column has an array type, else a `VALUES` list.
+/// Returns (rows inserted, rows written).
 async fn pg_write<E: Upsert>(
     tx: &Store,
     prepared: &Prepared<E>,
     rows: &[(&Row, Option<DateTime<Utc>>)],
     action: Action,
-    mut fallback: InsertStatement,
 ) -> Result<(u64, u64)> {
-    let conn = tx.connection();
-    let err = |e| Error::from_db("upsert", E::TABLE, e);
+    let plain: Vec<&Row> = rows.iter().map(|(r, _)| *r).collect();
+    match unnest::arrays(prepared, &plain) {
+        Some(arrays) => {
+            let versions = match prepared.version {
+                Some(_) => unnest::Versions::Each(
+                    rows.iter().map(|(_, v)| v.unwrap_or_default()).collect(),
+                ),
+                None => unnest::Versions::None,
+            };
+            pg_unnest(tx, prepared, &arrays, versions, action).await
+        }
+        None => pg_values(tx, prepared, rows, action).await,
+    }
+}
+
+/// Runs the `unnest` form of a PostgreSQL write.
+async fn pg_unnest<E: Upsert>(
+    tx: &Store,
+    prepared: &Prepared<E>,
+    arrays: &unnest::Arrays,
+    versions: unnest::Versions,
+    action: Action,
+) -> Result<(u64, u64)> {
     let on_existing = match action {
         Action::Nothing => unnest::OnExisting::Nothing,
         Action::Overwrite => unnest::OnExisting::Overwrite,
         Action::Bump => unnest::OnExisting::Bump,
     };
     let table = E::default().table_name().to_owned();
-    let returned = match unnest::statement(prepared, rows, on_existing, &table) {
-        Some(statement) => conn.query_all_raw(statement).await.map_err(err)?,
-        None => {
-            fallback.returning(Query::returning().expr(Expr::cust("(xmax = 0)")));
-            conn.query_all(&fallback).await.map_err(err)?
-        }
-    };
-    let mut inserted = 0;
-    for row in &returned {
-        if row.try_get_by_index::<bool>(0).map_err(err)? {
-            inserted += 1;
-        }
-    }
-    Ok((inserted, returned.len() as u64))
+    let statement = unnest::statement(prepared, arrays, versions, on_existing, &table);
+    pg_counts::<E>(tx, statement).await
+}
+
+/// Runs the `VALUES` form of a PostgreSQL write, for columns without an
+/// array mapping.
+async fn pg_values<E: Upsert>(
+    tx: &Store,
+    prepared: &Prepared<E>,
+    rows: &[(&Row, Option<DateTime<Utc>>)],
+    action: Action,
+) -> Result<(u64, u64)> {
+    let mut insert = insert_statement(prepared, rows, DbBackend::Postgres, action)?;
+    insert.returning(Query::returning().expr(Expr::cust("(xmax = 0) AS \"inserted\"")));
+    let (sql, values) = insert.build(sea_query::PostgresQueryBuilder);
+    let sql = format!("WITH \"w\" AS ({sql}) {}", unnest::COUNT);
+    pg_counts::<E>(
+        tx,
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values),
+    )
+    .await
+}
+
+/// Runs a statement that returns (rows inserted, rows written).
+async fn pg_counts<E: Upsert>(tx: &Store, statement: Statement) -> Result<(u64, u64)> {
+    let err = |e| Error::from_db("upsert", E::TABLE, e);
+    let row = tx
+        .connection()
+        .query_one_raw(statement)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| {
+            err(DbErr::RecordNotFound(
+                "the upsert returned no counts".into(),
+            ))
+        })?;
+    let inserted: i64 = row.try_get_by_index(0).map_err(err)?;
+    let written: i64 = row.try_get_by_index(1).map_err(err)?;
+    let count = |n: i64| u64::try_from(n).unwrap_or_default();
+    Ok((count(inserted), count(written)))
 }
 
 /// The code that makes the transaction retry the chunk.
@@ -399,8 +523,8 @@ fn key_condition<E: Upsert>(prepared: &Prepared<E>, rows: &[&Row]) -> SimpleExpr
     )
 }
 
-/// The key of a stored row, rendered as [`Row::key`] renders it.
-fn stored_key<E: Upsert>(prepared: &Prepared<E>, model: &E::Model) -> String {
+/// The key of a stored row, made as [`Row::key`] is.
+fn stored_key<E: Upsert>(prepared: &Prepared<E>, model: &E::Model) -> Key {
     let key: Vec<sea_orm::Value> = prepared.key_columns.iter().map(|c| model.get(*c)).collect();
-    render_key(&key)
+    key_of(key.iter())
 }

@@ -24,10 +24,58 @@ pub fn bind_limit(backend: DbBackend) -> usize {
 pub(super) struct Row {
     /// Values of [`Prepared::columns`], in that order.
     pub values: Vec<Value>,
-    /// The conflict key, rendered for hashing and ordering.
-    pub key: String,
+    /// The conflict key, to hash and order by.
+    pub key: Key,
     /// The version the caller expects ([`OnConflict::UpdateIfUnchanged`]).
     pub expected: Option<DateTime<Utc>>,
+}
+
+/// A conflict key to hash and order by; stored rows' keys
+/// (`chunk::stored_key`) are made the same way, by [`key_of`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Key {
+    /// A one-column key (the common case: no allocation for an integer).
+    One(KeyPart),
+    /// A key of several columns.
+    Many(Box<[KeyPart]>),
+}
+
+/// One column of a [`Key`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum KeyPart {
+    /// Any signed or unsigned integer up to 64 bits.
+    Int(i128),
+    /// A string.
+    Text(String),
+    /// Any other type, by its `Debug` rendering.
+    Other(String),
+}
+
+impl KeyPart {
+    fn of(value: &Value) -> Self {
+        match value {
+            Value::TinyInt(Some(n)) => Self::Int(i128::from(*n)),
+            Value::SmallInt(Some(n)) => Self::Int(i128::from(*n)),
+            Value::Int(Some(n)) => Self::Int(i128::from(*n)),
+            Value::BigInt(Some(n)) => Self::Int(i128::from(*n)),
+            Value::TinyUnsigned(Some(n)) => Self::Int(i128::from(*n)),
+            Value::SmallUnsigned(Some(n)) => Self::Int(i128::from(*n)),
+            Value::Unsigned(Some(n)) => Self::Int(i128::from(*n)),
+            Value::BigUnsigned(Some(n)) => Self::Int(i128::from(*n)),
+            Value::String(Some(s)) => Self::Text(s.clone()),
+            other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// The key made of `values` (one per key column, in order).
+pub(super) fn key_of<'a>(mut values: impl ExactSizeIterator<Item = &'a Value>) -> Key {
+    if values.len() == 1
+        && let Some(only) = values.next()
+    {
+        return Key::One(KeyPart::of(only));
+    }
+    Key::Many(values.map(KeyPart::of).collect())
 }
 
 /// A chunk: a range of [`Prepared::rows`], and what it covers of the input.
@@ -36,6 +84,16 @@ pub(super) struct Batch {
     pub rows: Range<usize>,
     pub input: Range<usize>,
     pub superseded: u64,
+}
+
+/// What the first row sets, and so every row must.
+struct Shape<C> {
+    /// Per candidate column (not generated, not the version): set or not.
+    mask: Vec<bool>,
+    /// The candidate columns set.
+    columns: Vec<C>,
+    /// Where each conflict-key column is in `columns`.
+    key_index: Vec<usize>,
 }
 
 /// The checked rows of one call.
@@ -67,41 +125,79 @@ impl<E: Upsert> Prepared<E> {
             ));
         }
         let key_columns = E::conflict_columns();
+        let no_key = |position: usize| {
+            refused(format!(
+                "row {position} has no value for the conflict key {:?}",
+                names(&key_columns)
+            ))
+        };
         let generated: Vec<&str> = E::generated_columns().iter().map(|c| c.as_str()).collect();
         let version_name = version.map(|v| v.as_str());
-        let mut columns: Option<Vec<E::Column>> = None;
-        let mut all = Vec::new();
-        for (position, model) in input.into_iter().enumerate() {
-            let given: Vec<E::Column> = E::Column::iter()
-                .filter(|c| {
-                    !generated.contains(&c.as_str())
-                        && Some(c.as_str()) != version_name
-                        && !matches!(model.get(*c), ActiveValue::NotSet)
-                })
-                .collect();
-            let columns = columns.get_or_insert_with(|| given.clone());
-            if !columns
+        // The columns a row may write; which of them the first row sets is
+        // what every row must set.
+        let candidates: Vec<E::Column> = E::Column::iter()
+            .filter(|c| !generated.contains(&c.as_str()) && Some(c.as_str()) != version_name)
+            .collect();
+        let mut first: Option<Shape<E::Column>> = None;
+        let mut taken: Vec<ActiveValue<Value>> = Vec::with_capacity(candidates.len());
+        let input = input.into_iter();
+        let mut rows: Vec<Row> = Vec::with_capacity(input.size_hint().0);
+        for (position, mut model) in input.enumerate() {
+            // Moved out of the model, not cloned.
+            taken.clear();
+            taken.extend(candidates.iter().map(|c| model.take(*c)));
+            let Shape {
+                mask,
+                columns,
+                key_index,
+            } = match &first {
+                Some(first) => first,
+                None => {
+                    let mask: Vec<bool> = taken.iter().map(|v| !v.is_not_set()).collect();
+                    let columns: Vec<E::Column> = candidates
+                        .iter()
+                        .zip(&mask)
+                        .filter_map(|(c, set)| set.then_some(*c))
+                        .collect();
+                    let key_index: Option<Vec<usize>> = key_columns
+                        .iter()
+                        .map(|k| columns.iter().position(|c| c.as_str() == k.as_str()))
+                        .collect();
+                    let Some(key_index) = key_index else {
+                        return Err(no_key(position));
+                    };
+                    first.insert(Shape {
+                        mask,
+                        columns,
+                        key_index,
+                    })
+                }
+            };
+            if !taken
                 .iter()
-                .map(|c| c.as_str())
-                .eq(given.iter().map(|c| c.as_str()))
+                .map(|v| !v.is_not_set())
+                .eq(mask.iter().copied())
             {
+                let given: Vec<E::Column> = candidates
+                    .iter()
+                    .zip(&taken)
+                    .filter_map(|(c, v)| (!v.is_not_set()).then_some(*c))
+                    .collect();
                 return Err(refused(format!(
                     "row {position} sets the columns {:?}, the first row {:?}; every row must set the same columns",
                     names(&given),
                     names(columns)
                 )));
             }
-            let values: Vec<Value> = columns.iter().map(|c| value(model.get(*c))).collect();
-            let key: Vec<Value> = key_columns.iter().map(|c| value(model.get(*c))).collect();
-            if key.iter().any(is_null) {
-                return Err(refused(format!(
-                    "row {position} has no value for the conflict key {:?}",
-                    names(&key_columns)
-                )));
+            let mut values: Vec<Value> = Vec::with_capacity(columns.len());
+            values.extend(taken.drain(..).filter_map(set_value));
+            if key_index.iter().any(|i| is_null(&values[*i])) {
+                return Err(no_key(position));
             }
+            let key = key_of(key_index.iter().map(|i| &values[*i]));
             let expected = match (on_conflict, version) {
                 (OnConflict::UpdateIfUnchanged, Some(v)) => {
-                    Some(datetime(value(model.get(v))).ok_or_else(|| {
+                    Some(datetime(value(model.take(v))).ok_or_else(|| {
                         refused(format!(
                             "row {position} has no lastchange: UpdateIfUnchanged needs the version the caller read"
                         ))
@@ -109,36 +205,37 @@ impl<E: Upsert> Prepared<E> {
                 }
                 _ => None,
             };
-            all.push((
-                position,
-                Row {
-                    values,
-                    key: render_key(&key),
-                    expected,
-                },
-            ));
+            rows.push(Row {
+                values,
+                key,
+                expected,
+            });
         }
-        let columns = columns.unwrap_or_default();
+        let columns = first.map(|shape| shape.columns).unwrap_or_default();
 
-        // The last occurrence of a key wins.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(all.len());
-        for (position, row) in &all {
-            last.insert(row.key.as_str(), *position);
-        }
-        let keep: Vec<bool> = all
-            .iter()
-            .map(|(position, row)| last.get(row.key.as_str()) == Some(position))
-            .collect();
-        let total = all.len();
-        let mut rows = Vec::with_capacity(last.len());
-        let mut positions = Vec::with_capacity(last.len());
-        drop(last);
-        for ((position, row), keep) in all.into_iter().zip(&keep) {
-            if *keep {
-                rows.push(row);
-                positions.push(position);
+        // The last occurrence of a key wins. Keys in increasing order (the
+        // usual bulk load) have no duplicates, and need no map.
+        let total = rows.len();
+        let positions: Vec<usize> = if rows.windows(2).all(|w| w[0].key < w[1].key) {
+            (0..total).collect()
+        } else {
+            let mut last: HashMap<&Key, usize> = HashMap::with_capacity(total);
+            for (position, row) in rows.iter().enumerate() {
+                last.insert(&row.key, position);
             }
-        }
+            let keep: Vec<bool> = rows
+                .iter()
+                .enumerate()
+                .map(|(position, row)| last.get(&row.key) == Some(&position))
+                .collect();
+            drop(last);
+            let mut position = 0;
+            rows.retain(|_| {
+                position += 1;
+                keep[position - 1]
+            });
+            (0..total).filter(|p| keep[*p]).collect()
+        };
 
         let per_row = columns.len() + usize::from(version.is_some());
         let most = (bind_limit(backend) / per_row.max(1)).max(1);
@@ -187,14 +284,15 @@ impl<E: Upsert> Prepared<E> {
     }
 }
 
-/// A conflict key as a string to hash and order by; stored rows' keys
-/// (`chunk::stored_key`) are rendered the same way.
-pub(super) fn render_key(key: &[Value]) -> String {
-    format!("{key:?}")
-}
-
 fn names<C: IdenStatic>(columns: &[C]) -> Vec<&'static str> {
     columns.iter().map(|c| c.as_str()).collect()
+}
+
+fn set_value(v: ActiveValue<Value>) -> Option<Value> {
+    match v {
+        ActiveValue::Set(v) | ActiveValue::Unchanged(v) => Some(v),
+        ActiveValue::NotSet => None,
+    }
 }
 
 fn value(v: ActiveValue<Value>) -> Value {
