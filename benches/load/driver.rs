@@ -26,6 +26,9 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// Seeds every client's choices, so a run is repeatable.
     pub seed: u64,
+    /// Only nested reads (the data does not change), e.g. to tell a leak
+    /// from a growing working set.
+    pub reads_only: bool,
 }
 
 /// Updates go to this many users, so that concurrent clients collide and
@@ -214,7 +217,10 @@ pub async fn run(base_url: &str, options: &LoadOptions) -> anyhow::Result<LoadRe
             };
             let (users, groups) = (users.clone(), groups.clone());
             let seed = options.seed.wrapping_add(n as u64);
-            tokio::spawn(async move { drive(n, client, users, groups, seed, deadline).await })
+            let reads_only = options.reads_only;
+            tokio::spawn(async move {
+                drive(n, client, users, groups, seed, deadline, reads_only).await
+            })
         })
         .collect();
     let mut report = LoadReport::default();
@@ -242,13 +248,18 @@ async fn drive(
     groups: Vec<i64>,
     seed: u64,
     deadline: Instant,
+    reads_only: bool,
 ) -> anyhow::Result<LoadReport> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut report = LoadReport::default();
     let mut i = 0_u64;
     while Instant::now() < deadline {
         i += 1;
-        let pick = rng.random_range(0..100);
+        let pick = if reads_only {
+            0
+        } else {
+            rng.random_range(0..100)
+        };
         let started = Instant::now();
         let (kind, answer) = match pick {
             0..55 => {

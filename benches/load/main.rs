@@ -9,7 +9,8 @@
 //! after.
 //!
 //! ```text
-//! cargo bench --bench load -- [--backend postgres|mysql|sqlite] [--seconds 60] [--clients 64] [--no-write]
+//! cargo bench --bench load -- [--backend postgres|mysql|sqlite] [--seconds 60] [--clients 64]
+//!                               [--reads-only] [--no-write]
 //! ```
 //! PostgreSQL and MariaDB are reached through `ROSTER_TEST_POSTGRES` /
 //! `ROSTER_TEST_MYSQL` (admin URLs, defaults as in the tests); the run uses a
@@ -31,6 +32,7 @@ struct Args {
     seconds: u64,
     clients: usize,
     write: bool,
+    reads_only: bool,
     serve: Option<String>,
 }
 
@@ -40,6 +42,7 @@ fn args() -> anyhow::Result<Args> {
         seconds: 60,
         clients: 64,
         write: true,
+        reads_only: false,
         serve: None,
     };
     let mut it = std::env::args().skip(1);
@@ -50,12 +53,13 @@ fn args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value()?.parse()?,
             "--clients" => args.clients = value()?.parse()?,
             "--no-write" => args.write = false,
+            "--reads-only" => args.reads_only = true,
             "--serve" => args.serve = Some(value()?),
             // Passed by `cargo bench`.
             "--bench" => {}
             other => bail!(
                 "unknown argument {other}; use --backend postgres|mysql|sqlite, \
-                 --seconds N, --clients N, --no-write"
+                 --seconds N, --clients N, --reads-only, --no-write"
             ),
         }
     }
@@ -177,6 +181,7 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         clients: args.clients,
         duration: Duration::from_secs(args.seconds),
         seed: 42,
+        reads_only: args.reads_only,
     };
     eprintln!(
         "driving {base} ({}) with {} clients for {} s",

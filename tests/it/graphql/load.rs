@@ -25,6 +25,7 @@ async fn a_short_load_run_loses_nothing(db: &TestDb) {
         clients: 16,
         duration: Duration::from_secs(3),
         seed: 7,
+        reads_only: false,
     };
     let report = driver::run(&server.url(""), &options).await.expect("run");
     println!(
