@@ -88,7 +88,8 @@ impl Default for PoolSettings {
 /// sea-orm connect options for `url` with `settings` applied.
 ///
 /// On MySQL/MariaDB this also installs a release check: a connection given
-/// back to the pool must answer a ping within 2 s or it is closed. sqlx-mysql
+/// back to the pool must finish reading the replies it still owes within 2 s
+/// (no round trip when it owes none) or it is closed. sqlx-mysql
 /// 0.9 can lose track of a connection's protocol state when a statement's
 /// future is dropped half-way (a cancelled request, an aborted task); such a
 /// connection would otherwise wait forever for a reply that never comes, and
@@ -113,13 +114,17 @@ pub fn connect_options(url: &str, settings: &PoolSettings) -> ConnectOptions {
     options.map_sqlx_mysql_pool_opts(move |pool| {
         pool.after_release(|conn, _| {
             Box::pin(async move {
-                match tokio::time::timeout(RELEASE_CHECK, conn.ping()).await {
+                // `flush` reads whatever replies the connection still owes
+                // (no round trip when it owes none; sqlx pings right after
+                // this check anyway). A connection that lost its place in a
+                // packet never finishes: bound it and drop the socket.
+                match tokio::time::timeout(RELEASE_CHECK, conn.flush()).await {
                     Ok(Ok(())) => Ok(true),
                     Ok(Err(e)) => Err(e),
                     // An error (not `false`) so sqlx drops the socket
                     // without a goodbye that could wait as well.
                     Err(_) => Err(sqlx::Error::Protocol(
-                        "the connection did not answer a ping when released; closed".into(),
+                        "the connection was still waiting for a reply when released; closed".into(),
                     )),
                 }
             })

@@ -62,6 +62,25 @@ async fn health(server: &Server) -> u16 {
     .await
 }
 
+/// After a fault ends: the same server answers a query again (within a few
+/// tries) and `/health` says 200.
+async fn answers_again(server: &Server, after: &str) {
+    let (failed, took, _) = recover(10, SERVER_ACQUIRE * 2, || async {
+        let (_, answer) = server.post(&user_query()).await;
+        match answer.get("errors") {
+            None => Ok(answer),
+            Some(errors) => Err(errors.clone()),
+        }
+    })
+    .await;
+    report(
+        "server",
+        &format!("answered again after {after} ({failed} failed request(s))"),
+        took,
+    );
+    assert_eq!(health(server).await, 200);
+}
+
 /// A database restart (connections cut, new ones refused): requests answer
 /// `INTERNAL` within the acquire timeout and `/health` says 503; once the
 /// database is back, the same server answers again, nothing restarted.
@@ -83,20 +102,7 @@ async fn the_server_fails_fast_during_a_restart_and_recovers(db: &TestDb) {
     assert_eq!(health(&server).await, 503);
 
     proxy.pass();
-    let (failed, took, _) = recover(10, SERVER_ACQUIRE * 2, || async {
-        let (_, answer) = server.post(&user_query()).await;
-        match answer.get("errors") {
-            None => Ok(answer),
-            Some(errors) => Err(errors.clone()),
-        }
-    })
-    .await;
-    report(
-        "server",
-        &format!("answered again after {failed} failed request(s)"),
-        took,
-    );
-    assert_eq!(health(&server).await, 200);
+    answers_again(&server, "the restart").await;
     server.stop().await;
 }
 
@@ -125,20 +131,7 @@ async fn a_stall_fails_server_requests_at_the_request_limit(db: &TestDb) {
     assert_eq!(health(&server).await, 503);
 
     proxy.pass();
-    let (failed, took, _) = recover(10, SERVER_ACQUIRE * 2, || async {
-        let (_, answer) = server.post(&user_query()).await;
-        match answer.get("errors") {
-            None => Ok(answer),
-            Some(errors) => Err(errors.clone()),
-        }
-    })
-    .await;
-    report(
-        "server",
-        &format!("answered again after the stall ({failed} failed)"),
-        took,
-    );
-    assert_eq!(health(&server).await, 200);
+    answers_again(&server, "the stall").await;
 }
 
 backend_tests!(

@@ -7,6 +7,10 @@ mod pool;
 mod transactions;
 mod upsert;
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
 use roster::entity::{group, user};
 use roster::store::Store;
 use sea_orm::ActiveValue::Set;
@@ -40,4 +44,20 @@ pub fn rename(name: &str) -> user::ActiveModel {
         name: Set(Some(name.to_owned())),
         ..Default::default()
     }
+}
+
+/// Drives `future` for at most `polls` polls; `None` if it was dropped
+/// before finishing.
+pub async fn poll_at_most<F: Future>(future: F, polls: u32) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let mut left = polls;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending if left <= 1 => Poll::Ready(None),
+        Poll::Pending => {
+            left -= 1;
+            Poll::Pending
+        }
+    })
+    .await
 }

@@ -2,9 +2,6 @@
 //! connection behind that hangs the next request, and the statement time
 //! limit turns a statement stuck behind a lock into `Error::Timeout`.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use roster::entity::user;
@@ -13,22 +10,7 @@ use roster_testkit::{TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, TransactionTrait};
 
-use super::{new_user, rename};
-
-/// Drives `future` for at most `polls` polls, then drops it.
-async fn poll_at_most<F: Future>(future: F, polls: u32) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let mut left = polls;
-    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending if left <= 1 => Poll::Ready(None),
-        Poll::Pending => {
-            left -= 1;
-            Poll::Pending
-        }
-    })
-    .await
-}
+use super::{new_user, poll_at_most, rename};
 
 async fn one_connection(db: &TestDb, settings: PoolSettings) -> DatabaseConnection {
     let settings = settings

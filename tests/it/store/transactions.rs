@@ -1,11 +1,8 @@
 //! Transactions: retry on serialization failure and deadlock, cache effects
 //! only on commit, read-only, and cancellation at every await point.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use rand::Rng;
@@ -18,7 +15,7 @@ use sea_orm::{
     EntityTrait, PaginatorTrait, QueryFilter,
 };
 
-use super::{new_counter, new_user, rename};
+use super::{new_counter, new_user, poll_at_most, rename};
 
 /// Two "on call" flags (groups' `entryYearId`), at least one of which must
 /// stay 1. Each transaction reads both and clears its own if the other is
@@ -228,22 +225,6 @@ async fn read_only_transactions_refuse_writes(db: &TestDb) {
         .expect("read")
         .expect("row");
     assert_eq!(stored, ada);
-}
-
-/// Drives `future` for at most `polls` polls; `None` if it was dropped
-/// before finishing.
-async fn poll_at_most<F: Future>(future: F, polls: u32) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let mut left = polls;
-    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending if left <= 1 => Poll::Ready(None),
-        Poll::Pending => {
-            left -= 1;
-            Poll::Pending
-        }
-    })
-    .await
 }
 
 async fn one_connection(db: &TestDb) -> DatabaseConnection {

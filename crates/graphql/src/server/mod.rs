@@ -169,14 +169,18 @@ impl Config {
             },
         };
         let statement = duration("ROSTER_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)?;
+        let defaults =
+            Self::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()));
         Ok(Self {
-            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             listen,
-            pool: PoolSettings::default()
+            pool: defaults
+                .pool
+                .clone()
                 .max_connections(pool_size)
                 .acquire_timeout(duration("ROSTER_ACQUIRE_TIMEOUT", DEFAULT_ACQUIRE_TIMEOUT)?)
                 .statement_timeout((!statement.is_zero()).then_some(statement)),
             request_timeout: duration("ROSTER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?,
+            ..defaults
         })
     }
 }
