@@ -5,8 +5,9 @@
 //! contender's throughput as a ratio to Roster's, on the terminal and in
 //! `benches/UPSERT.md`.
 //!
-//! Run with `cargo bench --bench upsert -- [--rows N] [--runs N]`
-//! (defaults 100,000 rows, 5 runs). It creates the database
+//! Run with `cargo bench --bench upsert -- [--rows N] [--runs N] [--chunk N] [--only A,B]`
+//! (defaults 100,000 rows, 5 runs, Roster's default chunk size; `--only` runs some of the contenders,
+//! e.g. to profile one, and prints without writing the report). It creates the database
 //! `roster_bench_upsert` through `ROSTER_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
@@ -16,11 +17,22 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use roster::entity::user;
 use roster::migrations::{Action, run};
-use roster::store::{OnConflict, Store};
+use roster::store::{OnConflict, Store, UpsertOptions};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::OnConflict as SqlOnConflict;
 use sea_orm::sqlx::postgres::PgPoolCopyExt;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
+
+/// The contenders: the short name `--only` takes, and the report's name.
+const NAMES: [(&str, &str); 7] = [
+    ("insert", "Roster upsert_many (insert)"),
+    ("update", "Roster upsert_many (update)"),
+    ("insert2", "Roster upsert_many, parallel(2) (insert)"),
+    ("update2", "Roster upsert_many, parallel(2) (update)"),
+    ("insert_many", "sea-orm insert_many + on_conflict"),
+    ("row_by_row", "row by row (sea-orm insert + on_conflict)"),
+    ("copy", "COPY FROM STDIN (floor)"),
+];
 
 /// Rows the row-by-row contender writes (its rate is extrapolated).
 const ROW_BY_ROW: usize = 2_000;
@@ -28,12 +40,18 @@ const ROW_BY_ROW: usize = 2_000;
 struct Args {
     rows: usize,
     runs: usize,
+    /// Contenders to run (all when empty), by the short names in `NAMES`.
+    only: Vec<String>,
+    /// Rows per chunk for Roster (default: the bind-parameter bound).
+    chunk: Option<usize>,
 }
 
 fn args() -> anyhow::Result<Args> {
     let mut args = Args {
         rows: 100_000,
         runs: 5,
+        only: Vec::new(),
+        chunk: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -42,9 +60,33 @@ fn args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--rows" => args.rows = number()?,
             "--runs" => args.runs = number()?.max(1),
+            "--chunk" => args.chunk = Some(number()?.max(1)),
+            "--only" => {
+                let list = it.next().context("--only needs a list")?;
+                args.only = list.split(',').map(str::to_owned).collect();
+                if let Some(bad) = args
+                    .only
+                    .iter()
+                    .find(|o| !NAMES.iter().any(|(n, _)| n == o))
+                {
+                    anyhow::bail!(
+                        "unknown contender {bad}; one of {:?}",
+                        NAMES.map(|(n, _)| n)
+                    );
+                }
+                if args.only.iter().any(|o| o == "update")
+                    && !args.only.iter().any(|o| o == "insert")
+                {
+                    anyhow::bail!(
+                        "update rewrites the rows insert wrote: use --only insert,update"
+                    );
+                }
+            }
             // Passed by `cargo bench`.
             "--bench" => {}
-            other => anyhow::bail!("unknown argument {other}; use --rows N, --runs N"),
+            other => anyhow::bail!(
+                "unknown argument {other}; use --rows N, --runs N, --chunk N, --only A,B"
+            ),
         }
     }
     Ok(args)
@@ -74,7 +116,11 @@ async fn rate<F: AsyncFnOnce() -> anyhow::Result<()>>(rows: usize, f: F) -> anyh
     Ok(rows as f64 / started.elapsed().max(Duration::from_nanos(1)).as_secs_f64())
 }
 
-async fn roster_insert(db: &DatabaseConnection, rows: usize) -> anyhow::Result<f64> {
+async fn roster_insert(
+    db: &DatabaseConnection,
+    rows: usize,
+    options: UpsertOptions,
+) -> anyhow::Result<f64> {
     empty(db).await?;
     let store = Store::new(db.clone());
     rate(rows, async || {
@@ -82,7 +128,7 @@ async fn roster_insert(db: &DatabaseConnection, rows: usize) -> anyhow::Result<f
             .upsert_all::<user::Entity>(
                 (0..rows).map(|i| person(i, "new")),
                 OnConflict::Update,
-                None,
+                options,
             )
             .await?;
         anyhow::ensure!(
@@ -95,14 +141,18 @@ async fn roster_insert(db: &DatabaseConnection, rows: usize) -> anyhow::Result<f
     .await
 }
 
-async fn roster_update(db: &DatabaseConnection, rows: usize) -> anyhow::Result<f64> {
+async fn roster_update(
+    db: &DatabaseConnection,
+    rows: usize,
+    options: UpsertOptions,
+) -> anyhow::Result<f64> {
     let store = Store::new(db.clone());
     rate(rows, async || {
         let totals = store
             .upsert_all::<user::Entity>(
                 (0..rows).map(|i| person(i, "upd")),
                 OnConflict::Update,
-                None,
+                options,
             )
             .await?;
         anyhow::ensure!(totals.updated == rows as u64, "updated {}", totals.updated);
@@ -217,42 +267,76 @@ async fn main() -> anyhow::Result<()> {
     run(&url, Action::Up { steps: None }).await?;
     let db = Database::connect(&url).await?;
 
-    let names = [
-        "Roster upsert_many (insert)",
-        "Roster upsert_many (update)",
-        "sea-orm insert_many + on_conflict",
-        "row by row (sea-orm insert + on_conflict)",
-        "COPY FROM STDIN (floor)",
-    ];
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let selected = |i: usize| args.only.is_empty() || args.only.iter().any(|o| o == NAMES[i].0);
+    let one = UpsertOptions::from(args.chunk);
+    let two = one.parallel(2);
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); NAMES.len()];
     for run_no in 0..args.runs {
-        samples[0].push(roster_insert(&db, args.rows).await?);
-        samples[1].push(roster_update(&db, args.rows).await?);
-        samples[2].push(sea_orm_insert_many(&db, args.rows).await?);
-        samples[3].push(row_by_row(&db).await?);
-        samples[4].push(copy(&db, args.rows).await?);
+        for (i, sample) in samples.iter_mut().enumerate() {
+            if !selected(i) {
+                continue;
+            }
+            sample.push(match i {
+                0 => roster_insert(&db, args.rows, one).await?,
+                1 => roster_update(&db, args.rows, one).await?,
+                2 => roster_insert(&db, args.rows, two).await?,
+                3 => roster_update(&db, args.rows, two).await?,
+                4 => sea_orm_insert_many(&db, args.rows).await?,
+                5 => row_by_row(&db).await?,
+                _ => copy(&db, args.rows).await?,
+            });
+        }
         eprintln!("run {}/{} done", run_no + 1, args.runs);
     }
+    if !args.only.is_empty() {
+        for ((name, _), sample) in NAMES.iter().zip(samples) {
+            if !sample.is_empty() {
+                println!(
+                    "{name}: {:.0} rows/s (median of {})",
+                    median(sample),
+                    args.runs
+                );
+            }
+        }
+        println!("(a partial run: benches/UPSERT.md left as it was)");
+        return Ok(());
+    }
     let medians: Vec<f64> = samples.into_iter().map(median).collect();
-    let roster = medians[0];
+    let (roster, roster2) = (medians[0], medians[2]);
+    let (row_by_row_rate, copy_rate) = (medians[5], medians[6]);
 
     let mut table = String::new();
     writeln!(
         table,
-        "| contender | rows/s (median of {}) | Roster ÷ contender |\n|---|---:|---:|",
+        "| contender | rows/s (median of {}) | Roster ÷ contender | Roster parallel(2) ÷ contender |\n|---|---:|---:|---:|",
         args.runs
     )?;
-    for (name, rate) in names.iter().zip(&medians) {
-        writeln!(table, "| {name} | {rate:.0} | {:.2}× |", roster / rate)?;
+    for ((_, name), rate) in NAMES.iter().zip(&medians) {
+        writeln!(
+            table,
+            "| {name} | {rate:.0} | {:.2}× | {:.2}× |",
+            roster / rate,
+            roster2 / rate
+        )?;
     }
-    let copy_ratio = roster / medians[4];
-    let row_ratio = roster / medians[3];
+    let verdict = |label: &str, rate: f64| {
+        let copy_ratio = rate / copy_rate;
+        let row_ratio = rate / row_by_row_rate;
+        format!(
+            "{label}: {:.2}× COPY (target 0.5×: {}), {:.0}× row by row (target 20×: {}).",
+            copy_ratio,
+            if copy_ratio >= 0.5 { "met" } else { "missed" },
+            row_ratio,
+            if row_ratio >= 20.0 { "met" } else { "missed" },
+        )
+    };
     let verdict = format!(
-        "Targets: Roster ≥ 0.5× COPY: {:.2}× ({}); Roster ≥ 20× row by row: {:.0}× ({}).",
-        copy_ratio,
-        if copy_ratio >= 0.5 { "met" } else { "missed" },
-        row_ratio,
-        if row_ratio >= 20.0 { "met" } else { "missed" },
+        "{}\n{}",
+        verdict("Roster, one connection", roster),
+        verdict(
+            "Roster, parallel(2): two connections (COPY uses one)",
+            roster2
+        )
     );
     println!("{table}\n{verdict}");
 
@@ -269,7 +353,8 @@ async fn main() -> anyhow::Result<()> {
          Produced by `cargo bench --bench upsert -- --rows {} --runs {}` on {} cores, PostgreSQL {version}, \
          loopback. {} new user rows per run into an emptied table (the update row: the same rows \
          again, all existing); row by row writes {ROW_BY_ROW} rows and its rate is per row. \
-         Ratios above 1 mean Roster is faster.\n\n{table}\n{verdict}\n",
+         `parallel(2)` writes two chunks at once on two pooled connections, committed in order \
+         (`UpsertOptions::parallel`). Ratios above 1 mean Roster is faster.\n\n{table}\n{verdict}\n",
         args.rows,
         args.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get()),

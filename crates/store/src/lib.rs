@@ -43,4 +43,4 @@ pub use pool::PoolSettings;
 pub use sea_orm::IsolationLevel;
 pub use store::Store;
 pub use transaction::{RetryPolicy, TxOptions};
-pub use upsert::{ChunkReport, OnConflict, Upsert, UpsertTotals, bind_limit};
+pub use upsert::{ChunkReport, OnConflict, Upsert, UpsertOptions, UpsertTotals, bind_limit};

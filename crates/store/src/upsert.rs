@@ -8,6 +8,7 @@
 //! [`chunk`].
 
 mod chunk;
+mod pipeline;
 mod rows;
 mod unnest;
 
@@ -41,6 +42,76 @@ pub enum OnConflict {
     /// stored version. Rows that do not exist are inserted. Versioned
     /// tables only.
     UpdateIfUnchanged,
+}
+
+/// How [`Store::upsert_many`] cuts a call into chunks and how many it runs
+/// at once. `None` and `Some(rows)` convert into options with that chunk
+/// size and one chunk at a time.
+///
+/// ```
+/// use roster_store::UpsertOptions;
+/// let opts = UpsertOptions::new().chunk(5_000).parallel(2);
+/// assert_eq!((opts.chunk, opts.parallel), (Some(5_000), 2));
+/// assert_eq!(UpsertOptions::from(Some(100)).chunk, Some(100));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpsertOptions {
+    /// Rows per chunk; `None` (the default): as many as the backend's
+    /// bind-parameter limit allows. A larger size is lowered to that limit.
+    pub chunk: Option<usize>,
+    /// How many chunks may be written at once, each in its own transaction
+    /// on its own pooled connection (default 1).
+    ///
+    /// Chunks still commit in order, and only when the stream is polled
+    /// for their report, so what is committed is always what the caller
+    /// has been told (see [`Store::upsert_many`]). The chunks running ahead
+    /// hold their connection and their row locks while they wait for their
+    /// turn, so poll the stream promptly.
+    ///
+    /// PostgreSQL only: on MySQL, InnoDB's gap locks make chunks of one
+    /// call wait for each other, and SQLite has one writer at a time; there
+    /// (and inside a caller's transaction, or off a Tokio runtime) chunks
+    /// run one at a time. Capped at the pool's size minus one, so one
+    /// connection is always left for the caller.
+    pub parallel: usize,
+}
+
+impl Default for UpsertOptions {
+    fn default() -> Self {
+        Self {
+            chunk: None,
+            parallel: 1,
+        }
+    }
+}
+
+impl UpsertOptions {
+    /// Chunks as large as the bind-parameter limit allows, one at a time.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the rows per chunk.
+    pub fn chunk(mut self, rows: usize) -> Self {
+        self.chunk = Some(rows);
+        self
+    }
+
+    /// Sets how many chunks may be written at once (0 counts as 1).
+    pub fn parallel(mut self, chunks: usize) -> Self {
+        self.parallel = chunks.max(1);
+        self
+    }
+}
+
+impl From<Option<usize>> for UpsertOptions {
+    fn from(chunk: Option<usize>) -> Self {
+        Self {
+            chunk,
+            ..Self::default()
+        }
+    }
 }
 
 /// A table [`Store::upsert_many`] can write: its conflict key, and its
@@ -185,10 +256,14 @@ impl Store {
     /// same columns, including the conflict key) in chunks of one statement
     /// each, and yields what each chunk did.
     ///
-    /// - Chunks hold `chunk` rows, or (with `None`) as many as the
-    ///   backend's bind-parameter limit allows. Each chunk runs in its own
-    ///   transaction, retried on serialization failure or deadlock; inside a
-    ///   caller's transaction each chunk is a savepoint of it.
+    /// - Chunks hold [`UpsertOptions::chunk`] rows, or (with `None`) as many
+    ///   as the backend's bind-parameter limit allows. Each chunk runs in its
+    ///   own transaction, retried on serialization failure or deadlock;
+    ///   inside a caller's transaction each chunk is a savepoint of it.
+    /// - With [`UpsertOptions::parallel`] above 1 (PostgreSQL), the chunks
+    ///   after the one being reported are already written on other
+    ///   connections, but each commits only when the stream is polled for
+    ///   its report. What is committed is the same as one chunk at a time.
     /// - Rows with the same key in one call: the last one wins, the others
     ///   are counted as `superseded`.
     /// - A versioned row's `lastchange` is the current time on insert and
@@ -234,21 +309,29 @@ impl Store {
         &self,
         rows: impl IntoIterator<Item = E::ActiveModel>,
         on_conflict: OnConflict,
-        chunk: Option<usize>,
+        options: impl Into<UpsertOptions>,
     ) -> impl Stream<Item = Result<ChunkReport<E::Model>>> + Send + 'static
     where
         E: Upsert,
     {
-        let prepared = self
-            .check_writable(E::TABLE)
-            .and_then(|()| rows::Prepared::<E>::new(rows, on_conflict, chunk, self.backend()));
+        let options = options.into();
+        let prepared = self.check_writable(E::TABLE).and_then(|()| {
+            rows::Prepared::<E>::new(rows, on_conflict, options.chunk, self.backend())
+        });
         let store = self.clone();
         let state = match prepared {
-            Ok(prepared) => State::Ready {
-                store,
-                prepared: Arc::new(prepared),
-                next: 0,
-                ahead: None,
+            Ok(prepared) => match self.parallel_width(options.parallel) {
+                1 => State::Ready {
+                    store,
+                    prepared: Arc::new(prepared),
+                    next: 0,
+                    ahead: None,
+                },
+                width => State::Parallel(Box::new(pipeline::Pipeline::new(
+                    store,
+                    Arc::new(prepared),
+                    width,
+                ))),
             },
             Err(err) => State::Failed(err),
         };
@@ -256,6 +339,10 @@ impl Store {
             match state {
                 State::Done => None,
                 State::Failed(err) => Some((Err(err), State::Done)),
+                State::Parallel(mut pipeline) => {
+                    let report = pipeline.next().await?;
+                    Some((report, State::Parallel(pipeline)))
+                }
                 State::Ready {
                     store,
                     prepared,
@@ -271,7 +358,7 @@ impl Store {
                     // The next chunk's statement is built while this one runs.
                     let ahead = encode_ahead(&prepared, next + 1, backend);
                     let report = store
-                        .upsert_chunk(&prepared, &batch, encoded.as_ref())
+                        .upsert_chunk(&prepared, &batch, encoded.as_ref(), None)
                         .await;
                     let state = State::Ready {
                         store,
@@ -291,13 +378,13 @@ impl Store {
         &self,
         rows: impl IntoIterator<Item = E::ActiveModel>,
         on_conflict: OnConflict,
-        chunk: Option<usize>,
+        options: impl Into<UpsertOptions>,
     ) -> Result<UpsertTotals<E::Model>>
     where
         E: Upsert,
     {
         use futures::TryStreamExt;
-        let stream = self.upsert_many::<E>(rows, on_conflict, chunk);
+        let stream = self.upsert_many::<E>(rows, on_conflict, options);
         stream
             .try_fold(UpsertTotals::default(), |mut totals, chunk| async move {
                 totals.add(chunk);
@@ -306,18 +393,44 @@ impl Store {
             .await
     }
 
+    /// How many chunks of one call may run at once: `parallel` where
+    /// [`UpsertOptions::parallel`] allows it, else 1.
+    fn parallel_width(&self, parallel: usize) -> usize {
+        if parallel <= 1 || self.tx.is_some() || tokio::runtime::Handle::try_current().is_err() {
+            return 1;
+        }
+        match &self.db.inner {
+            sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+                let pool = self.db.get_postgres_connection_pool().options();
+                let size = usize::try_from(pool.get_max_connections()).unwrap_or(usize::MAX);
+                parallel.min(size.saturating_sub(1)).max(1)
+            }
+            _ => 1,
+        }
+    }
+
     /// Writes one chunk in its own transaction (a savepoint inside the
-    /// caller's), and names the bad row if the database refused one.
+    /// caller's), and names the bad row if the database refused one. In a
+    /// pipeline, `turn` says when the chunk may commit.
     async fn upsert_chunk<E: Upsert>(
         &self,
         prepared: &rows::Prepared<E>,
         batch: &rows::Batch,
         encoded: Option<&unnest::Arrays>,
+        turn: Option<&pipeline::Turn>,
     ) -> Result<ChunkReport<E::Model>> {
         let now = crate::lastchange::truncate_to_micros(Utc::now());
         let result = self
             .transaction(TxOptions::new(), |tx| async move {
+                if let Some(turn) = turn {
+                    turn.began();
+                }
+                let started = std::time::Instant::now();
                 let counts = chunk::write::<E>(&tx, prepared, batch, encoded, now).await?;
+                if let Some(turn) = turn {
+                    turn.ran(started.elapsed());
+                    turn.wait(E::TABLE).await?;
+                }
                 tx.after_write(E::invalidate);
                 Ok(counts)
             })
@@ -355,6 +468,8 @@ enum State<E: Upsert> {
         /// Chunk `next`'s arrays, being built.
         ahead: Option<tokio::task::JoinHandle<Option<unnest::Arrays>>>,
     },
+    /// Several chunks at once ([`UpsertOptions::parallel`]).
+    Parallel(Box<pipeline::Pipeline<E>>),
     Failed(Error),
     Done,
 }

@@ -1,13 +1,19 @@
 //! Bulk upsert on every backend: exact per-chunk counts, chunking under the
 //! bind-parameter limit, concurrent writers, failing chunks, version-checked
-//! upserts and duplicate keys.
+//! upserts, duplicate keys, and chunks written side by side
+//! ([`UpsertOptions::parallel`]) that still commit in order.
+
+use std::time::Duration;
 
 use futures::StreamExt;
 use roster::entity::{group, user, users_groups};
-use roster::store::{Error, InvalidReason, OnConflict, Store, bind_limit};
-use roster_testkit::{TestDb, backend_tests};
+use roster::store::{Error, InvalidReason, OnConflict, Store, Upsert, UpsertOptions, bind_limit};
+use roster_testkit::{Backend, TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
 
 /// Ids far above what the shared id sequence hands out in a test.
 const BASE: i64 = 1_000_000;
@@ -153,6 +159,18 @@ async fn concurrent_overlapping_upserts_leave_whole_rows(db: &TestDb) {
 }
 
 async fn a_failing_chunk_names_the_row_and_leaves_the_others(db: &TestDb) {
+    let one_at_a_time = UpsertOptions::new().chunk(10);
+    for options in [one_at_a_time, one_at_a_time.parallel(3)] {
+        failing_chunk_case(db, options).await;
+        group::Entity::delete_many()
+            .filter(group::Column::Id.gte(BASE))
+            .exec(db.conn())
+            .await
+            .expect("clean up");
+    }
+}
+
+async fn failing_chunk_case(db: &TestDb, options: UpsertOptions) {
     let store = Store::new(db.conn().clone());
     let rows = (0..30).map(|i| group::ActiveModel {
         id: Set(BASE + i),
@@ -162,10 +180,10 @@ async fn a_failing_chunk_names_the_row_and_leaves_the_others(db: &TestDb) {
         ..Default::default()
     });
     let results: Vec<_> = store
-        .upsert_many::<group::Entity>(rows, OnConflict::Update, Some(10))
+        .upsert_many::<group::Entity>(rows, OnConflict::Update, options)
         .collect()
         .await;
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 3, "{options:?}");
     assert_eq!(results[0].as_ref().expect("chunk 0").inserted, 10);
     match &results[1] {
         Err(Error::BadRow { row, source, .. }) => {
@@ -181,7 +199,7 @@ async fn a_failing_chunk_names_the_row_and_leaves_the_others(db: &TestDb) {
                 "{source:?}"
             );
         }
-        other => panic!("expected BadRow, got {other:?}"),
+        other => panic!("expected BadRow with {options:?}, got {other:?}"),
     }
     assert_eq!(results[2].as_ref().expect("chunk 2").inserted, 10);
     let ids: Vec<i64> = group::Entity::find()
@@ -194,7 +212,10 @@ async fn a_failing_chunk_names_the_row_and_leaves_the_others(db: &TestDb) {
         .map(|g| g.id - BASE)
         .collect();
     let expected: Vec<i64> = (0..10).chain(20..30).collect();
-    assert_eq!(ids, expected, "the failed chunk wrote nothing");
+    assert_eq!(
+        ids, expected,
+        "the failed chunk wrote nothing ({options:?})"
+    );
 }
 
 async fn update_if_unchanged_reports_exactly_the_stale_rows(db: &TestDb) {
@@ -339,6 +360,197 @@ async fn a_nul_byte_names_its_row_on_postgres(db: &TestDb) {
     assert!(users_in(db).await.is_empty(), "the chunk wrote nothing");
 }
 
+/// PostgreSQL: sessions of this test's database other than the asking
+/// one that are inside a transaction, and how many of those are idle in it.
+async fn open_transactions(db: &TestDb) -> (i64, i64) {
+    let row = db
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.db_backend(),
+            "SELECT count(*), count(*) FILTER (WHERE state = 'idle in transaction') \
+             FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND xact_start IS NOT NULL",
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    (
+        row.try_get_by_index(0).expect("count"),
+        row.try_get_by_index(1).expect("idle count"),
+    )
+}
+
+/// Polls `open_transactions` every 20 ms for up to 10 s until `done`
+/// holds; the last value seen.
+async fn wait_for_transactions(db: &TestDb, done: impl Fn((i64, i64)) -> bool) -> (i64, i64) {
+    let mut seen = open_transactions(db).await;
+    for _ in 0..500 {
+        if done(seen) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = open_transactions(db).await;
+    }
+    seen
+}
+
+async fn parallel_chunks_commit_in_order_when_reported(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let options = UpsertOptions::new().chunk(10).parallel(3);
+    let postgres = db.backend() == Backend::Postgres;
+    let mut stream = Box::pin(store.upsert_many::<user::Entity>(
+        (0..50).map(|i| person(i, "ahead")),
+        OnConflict::Update,
+        options,
+    ));
+    let first = stream.next().await.expect("a report").expect("chunk 0");
+    assert_eq!((first.rows.clone(), first.inserted), (0..10, 10));
+    if postgres {
+        // Chunks 1 and 2 are written ahead, each in its own open
+        // transaction, waiting for their turn to commit.
+        let seen = wait_for_transactions(db, |(_, idle)| idle == 2).await;
+        assert_eq!(seen, (2, 2), "two chunks wait ahead");
+    }
+    assert_eq!(
+        users_in(db).await.len(),
+        10,
+        "only the reported chunk is committed"
+    );
+    let second = stream.next().await.expect("a report").expect("chunk 1");
+    assert_eq!((second.rows, second.inserted), (10..20, 10));
+    assert_eq!(users_in(db).await.len(), 20);
+
+    // Dropping the stream rolls back the chunks that ran ahead.
+    drop(stream);
+    if postgres {
+        let seen = wait_for_transactions(db, |(open, _)| open == 0).await;
+        assert_eq!(seen, (0, 0), "no transaction left open");
+    }
+    assert_eq!(
+        users_in(db).await.len(),
+        20,
+        "nothing after the last report"
+    );
+    // Their rows are not locked either: the rest goes in at once.
+    let rest = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.upsert_all::<user::Entity>(
+            (0..50).map(|i| person(i, "rest")),
+            OnConflict::Ignore,
+            options,
+        ),
+    )
+    .await
+    .expect("no lock left behind")
+    .expect("upsert");
+    assert_eq!((rest.inserted, rest.ignored, rest.chunks), (30, 20, 5));
+    assert_eq!(users_in(db).await.len(), 50);
+}
+
+/// A table with a second unique key, so that two chunks of one call can
+/// need the same unique value.
+mod badge {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "badges")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i64,
+        pub code: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl Upsert for badge::Entity {
+    const TABLE: &'static str = "badges";
+    fn conflict_columns() -> Vec<badge::Column> {
+        vec![badge::Column::Id]
+    }
+}
+
+/// Chunk 0 needs a unique value that chunk 1, running ahead, already took:
+/// chunk 0 waits for chunk 1's transaction, which waits for its turn after
+/// chunk 0. The pipeline rolls chunk 1 back and runs it again afterwards,
+/// where it fails on the taken value, as it would one chunk at a time.
+async fn a_chunk_waiting_on_a_later_chunk_is_not_stuck(db: &TestDb) {
+    db.conn()
+        .execute_unprepared(
+            "CREATE TABLE badges (id bigint PRIMARY KEY, code text NOT NULL UNIQUE); \
+             INSERT INTO badges VALUES (0, 'zero')",
+        )
+        .await
+        .expect("badges");
+    // Another transaction holds row 0, so chunk 0 stops at its first row
+    // while chunk 1 runs and takes "dup".
+    let blocker = db.conn().begin().await.expect("begin");
+    blocker
+        .execute_unprepared("SELECT 1 FROM badges WHERE id = 0 FOR UPDATE")
+        .await
+        .expect("lock row 0");
+    let rows = (0..20).map(|i| badge::ActiveModel {
+        id: Set(i),
+        code: Set(if i == 9 || i == 10 {
+            "dup".to_owned()
+        } else {
+            format!("b{i}")
+        }),
+    });
+    let store = Store::new(db.conn().clone());
+    let upsert = tokio::spawn(async move {
+        store
+            .upsert_many::<badge::Entity>(
+                rows,
+                OnConflict::Update,
+                UpsertOptions::new().chunk(10).parallel(2),
+            )
+            .collect::<Vec<_>>()
+            .await
+    });
+    // Release row 0 once the blocker and chunk 1 (done, waiting for its
+    // turn) are idle in their transactions and chunk 0 waits for the lock.
+    // (Should a slow machine take the pipeline's 1 s wait to get there, the
+    // pipeline has already rolled chunk 1 back, and the outcome is the same.)
+    wait_for_transactions(db, |(open, idle)| open == 3 && idle == 2).await;
+    blocker.rollback().await.expect("release row 0");
+
+    let results = tokio::time::timeout(Duration::from_secs(30), upsert)
+        .await
+        .expect("the upsert is not stuck")
+        .expect("task");
+    assert_eq!(results.len(), 2);
+    let first = results[0].as_ref().expect("chunk 0 commits");
+    assert_eq!((first.inserted, first.updated), (9, 1));
+    match &results[1] {
+        Err(Error::BadRow {
+            row: 10, source, ..
+        }) => assert!(
+            matches!(
+                **source,
+                Error::Invalid {
+                    reason: InvalidReason::Duplicate,
+                    ..
+                }
+            ),
+            "{source:?}"
+        ),
+        other => panic!("expected row 10 refused as a duplicate, got {other:?}"),
+    }
+    let stored = badge::Entity::find()
+        .order_by_asc(badge::Column::Id)
+        .all(db.conn())
+        .await
+        .expect("badges");
+    let ids: Vec<i64> = stored.iter().map(|b| b.id).collect();
+    assert_eq!(ids, (0..10).collect::<Vec<_>>(), "chunk 1 wrote nothing");
+    assert_eq!(stored[9].code, "dup");
+}
+
 backend_tests!(migrated:
     mixed_batch_counts_are_exact,
     a_hundred_thousand_rows_are_chunked_under_the_limit,
@@ -348,5 +560,9 @@ backend_tests!(migrated:
     duplicate_keys_in_one_call_the_last_wins,
     memberships_upsert_on_their_unique_key,
     bad_input_is_refused_before_sending,
+    parallel_chunks_commit_in_order_when_reported,
 );
-backend_tests!(migrated on [postgres]: a_nul_byte_names_its_row_on_postgres);
+backend_tests!(migrated on [postgres]:
+    a_nul_byte_names_its_row_on_postgres,
+    a_chunk_waiting_on_a_later_chunk_is_not_stuck,
+);
