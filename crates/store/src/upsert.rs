@@ -15,6 +15,7 @@ mod unnest;
 use std::fmt::Debug;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -65,16 +66,23 @@ pub struct UpsertOptions {
     ///
     /// Chunks still commit in order, and only when the stream is polled
     /// for their report, so what is committed is always what the caller
-    /// has been told (see [`Store::upsert_many`]). The chunks running ahead
-    /// hold their connection and their row locks while they wait for their
-    /// turn, so poll the stream promptly.
+    /// has been told (see [`Store::upsert_many`]). A chunk that fails while
+    /// running ahead is written again at its turn, after the chunks before
+    /// it have committed, and only that result is reported.
     ///
     /// PostgreSQL only: on MySQL, InnoDB's gap locks make chunks of one
     /// call wait for each other, and SQLite has one writer at a time; there
     /// (and inside a caller's transaction, or off a Tokio runtime) chunks
-    /// run one at a time. Capped at the pool's size minus one, so one
-    /// connection is always left for the caller.
+    /// run one at a time. Capped at the pool's size minus one; several
+    /// calls at once still share the pool.
     pub parallel: usize,
+    /// How long a chunk written ahead may hold its transaction (its
+    /// connection and row locks) waiting for its turn to commit (default
+    /// 1 s, or twice its statement's time if longer). Past it the chunk
+    /// rolls back and is written again at its turn, so a caller that does
+    /// other work between polls, another writer, or an earlier chunk that
+    /// needs one of its locks never waits on it for long.
+    pub wait_ahead: Duration,
 }
 
 impl Default for UpsertOptions {
@@ -82,6 +90,7 @@ impl Default for UpsertOptions {
         Self {
             chunk: None,
             parallel: 1,
+            wait_ahead: Duration::from_secs(1),
         }
     }
 }
@@ -101,6 +110,12 @@ impl UpsertOptions {
     /// Sets how many chunks may be written at once (0 counts as 1).
     pub fn parallel(mut self, chunks: usize) -> Self {
         self.parallel = chunks.max(1);
+        self
+    }
+
+    /// Sets how long a chunk written ahead may wait for its turn.
+    pub fn wait_ahead(mut self, wait: Duration) -> Self {
+        self.wait_ahead = wait;
         self
     }
 }
@@ -263,7 +278,9 @@ impl Store {
     /// - With [`UpsertOptions::parallel`] above 1 (PostgreSQL), the chunks
     ///   after the one being reported are already written on other
     ///   connections, but each commits only when the stream is polled for
-    ///   its report. What is committed is the same as one chunk at a time.
+    ///   its report, so what is committed is what the caller was told. A
+    ///   chunk that fails while running ahead is written again at its turn,
+    ///   and only that result is reported.
     /// - Rows with the same key in one call: the last one wins, the others
     ///   are counted as `superseded`.
     /// - A versioned row's `lastchange` is the current time on insert and
@@ -321,17 +338,19 @@ impl Store {
         let store = self.clone();
         let state = match prepared {
             Ok(prepared) => match self.parallel_width(options.parallel) {
-                1 => State::Ready {
+                Some((runtime, width)) => State::Parallel(Box::new(pipeline::Pipeline::new(
+                    store,
+                    Arc::new(prepared),
+                    runtime,
+                    width,
+                    &options,
+                ))),
+                None => State::Ready {
                     store,
                     prepared: Arc::new(prepared),
                     next: 0,
                     ahead: None,
                 },
-                width => State::Parallel(Box::new(pipeline::Pipeline::new(
-                    store,
-                    Arc::new(prepared),
-                    width,
-                ))),
             },
             Err(err) => State::Failed(err),
         };
@@ -358,7 +377,7 @@ impl Store {
                     // The next chunk's statement is built while this one runs.
                     let ahead = encode_ahead(&prepared, next + 1, backend);
                     let report = store
-                        .upsert_chunk(&prepared, &batch, encoded.as_ref(), None)
+                        .upsert_chunk(&prepared, &batch, encoded.as_ref(), None, true)
                         .await;
                     let state = State::Ready {
                         store,
@@ -393,31 +412,35 @@ impl Store {
             .await
     }
 
-    /// How many chunks of one call may run at once: `parallel` where
-    /// [`UpsertOptions::parallel`] allows it, else 1.
-    fn parallel_width(&self, parallel: usize) -> usize {
-        if parallel <= 1 || self.tx.is_some() || tokio::runtime::Handle::try_current().is_err() {
-            return 1;
+    /// The runtime and the number of chunks for a pipeline of `parallel`
+    /// chunks, where [`UpsertOptions::parallel`] allows one; `None`: one
+    /// chunk at a time.
+    fn parallel_width(&self, parallel: usize) -> Option<(tokio::runtime::Handle, usize)> {
+        if parallel <= 1 || self.tx.is_some() {
+            return None;
         }
-        match &self.db.inner {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let width = match &self.db.inner {
             sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
                 let pool = self.db.get_postgres_connection_pool().options();
                 let size = usize::try_from(pool.get_max_connections()).unwrap_or(usize::MAX);
-                parallel.min(size.saturating_sub(1)).max(1)
+                parallel.min(size.saturating_sub(1))
             }
             _ => 1,
-        }
+        };
+        (width > 1).then_some((runtime, width))
     }
 
     /// Writes one chunk in its own transaction (a savepoint inside the
-    /// caller's), and names the bad row if the database refused one. In a
-    /// pipeline, `turn` says when the chunk may commit.
+    /// caller's), and with `name_bad_row` names the bad row if the database
+    /// refused one. In a pipeline, `turn` says when the chunk may commit.
     async fn upsert_chunk<E: Upsert>(
         &self,
         prepared: &rows::Prepared<E>,
         batch: &rows::Batch,
         encoded: Option<&unnest::Arrays>,
         turn: Option<&pipeline::Turn>,
+        name_bad_row: bool,
     ) -> Result<ChunkReport<E::Model>> {
         let now = crate::lastchange::truncate_to_micros(Utc::now());
         let result = self
@@ -428,8 +451,7 @@ impl Store {
                 let started = std::time::Instant::now();
                 let counts = chunk::write::<E>(&tx, prepared, batch, encoded, now).await?;
                 if let Some(turn) = turn {
-                    turn.ran(started.elapsed());
-                    turn.wait(E::TABLE).await?;
+                    turn.wait(E::TABLE, started.elapsed()).await?;
                 }
                 tx.after_write(E::invalidate);
                 Ok(counts)
@@ -444,7 +466,7 @@ impl Store {
                 superseded: batch.superseded,
                 conflicts: counts.conflicts,
             }),
-            Err(err @ Error::Invalid { .. }) if self.tx.is_none() => {
+            Err(err @ Error::Invalid { .. }) if name_bad_row && self.tx.is_none() => {
                 match chunk::find_bad_row::<E>(&self.db, prepared, batch, now).await {
                     Some(row) => Err(Error::BadRow {
                         table: E::TABLE,

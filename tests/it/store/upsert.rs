@@ -370,7 +370,7 @@ async fn open_transactions(db: &TestDb) -> (i64, i64) {
             "SELECT count(*), count(*) FILTER (WHERE state = 'idle in transaction') \
              FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
-             AND xact_start IS NOT NULL",
+             AND backend_type = 'client backend' AND xact_start IS NOT NULL",
         ))
         .await
         .expect("pg_stat_activity")
@@ -476,8 +476,9 @@ impl Upsert for badge::Entity {
 
 /// Chunk 0 needs a unique value that chunk 1, running ahead, already took:
 /// chunk 0 waits for chunk 1's transaction, which waits for its turn after
-/// chunk 0. The pipeline rolls chunk 1 back and runs it again afterwards,
-/// where it fails on the taken value, as it would one chunk at a time.
+/// chunk 0. Chunk 1 gives way after `wait_ahead` (3 s here, so the test can
+/// see the cycle) and is written again at its turn, where it fails on the
+/// taken value, as it would one chunk at a time.
 async fn a_chunk_waiting_on_a_later_chunk_is_not_stuck(db: &TestDb) {
     db.conn()
         .execute_unprepared(
@@ -507,16 +508,18 @@ async fn a_chunk_waiting_on_a_later_chunk_is_not_stuck(db: &TestDb) {
             .upsert_many::<badge::Entity>(
                 rows,
                 OnConflict::Update,
-                UpsertOptions::new().chunk(10).parallel(2),
+                UpsertOptions::new()
+                    .chunk(10)
+                    .parallel(2)
+                    .wait_ahead(Duration::from_secs(3)),
             )
             .collect::<Vec<_>>()
             .await
     });
     // Release row 0 once the blocker and chunk 1 (done, waiting for its
     // turn) are idle in their transactions and chunk 0 waits for the lock.
-    // (Should a slow machine take the pipeline's 1 s wait to get there, the
-    // pipeline has already rolled chunk 1 back, and the outcome is the same.)
-    wait_for_transactions(db, |(open, idle)| open == 3 && idle == 2).await;
+    let seen = wait_for_transactions(db, |(open, idle)| open == 3 && idle == 2).await;
+    assert_eq!(seen, (3, 2), "chunk 1 ran ahead while chunk 0 waits");
     blocker.rollback().await.expect("release row 0");
 
     let results = tokio::time::timeout(Duration::from_secs(30), upsert)
@@ -562,7 +565,166 @@ backend_tests!(migrated:
     bad_input_is_refused_before_sending,
     parallel_chunks_commit_in_order_when_reported,
 );
+/// A tree: rows that reference other rows of the same table.
+mod node {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "nodes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i64,
+        pub parent_id: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+impl Upsert for node::Entity {
+    const TABLE: &'static str = "nodes";
+    fn conflict_columns() -> Vec<node::Column> {
+        vec![node::Column::Id]
+    }
+}
+
+/// Chunk 1 references a row chunk 0 inserts. Running ahead, before chunk 0
+/// has committed, it fails the foreign key; that failure is provisional,
+/// and written again at its turn chunk 1 succeeds, as it would one chunk at
+/// a time.
+async fn a_chunk_that_failed_ahead_is_written_again_at_its_turn(db: &TestDb) {
+    db.conn()
+        .execute_unprepared(
+            "CREATE TABLE nodes (id bigint PRIMARY KEY, parent_id bigint REFERENCES nodes (id)); \
+             INSERT INTO nodes VALUES (0, NULL)",
+        )
+        .await
+        .expect("nodes");
+    // Hold row 0, so that chunk 0 waits while chunk 1 runs ahead.
+    let blocker = db.conn().begin().await.expect("begin");
+    blocker
+        .execute_unprepared("SELECT 1 FROM nodes WHERE id = 0 FOR UPDATE")
+        .await
+        .expect("lock row 0");
+    let rows = (0..20).map(|i| node::ActiveModel {
+        id: Set(i),
+        parent_id: Set((i == 10).then_some(5)),
+    });
+    let store = Store::new(db.conn().clone());
+    let upsert = tokio::spawn(async move {
+        store
+            .upsert_many::<node::Entity>(
+                rows,
+                OnConflict::Update,
+                UpsertOptions::new().chunk(10).parallel(2),
+            )
+            .collect::<Vec<_>>()
+            .await
+    });
+    // Chunk 1 has failed ahead once no transaction but the blocker's and
+    // chunk 0's is open.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = wait_for_transactions(db, |(open, idle)| open == 2 && idle == 1).await;
+    assert_eq!(
+        seen,
+        (2, 1),
+        "chunk 0 waits for row 0, chunk 1 is not holding on"
+    );
+    blocker.rollback().await.expect("release row 0");
+    let results = tokio::time::timeout(Duration::from_secs(30), upsert)
+        .await
+        .expect("not stuck")
+        .expect("task");
+    let counts: Vec<_> = results
+        .into_iter()
+        .map(|r| r.map(|c| (c.rows, c.inserted, c.updated)))
+        .collect::<Result<_, _>>()
+        .expect("both chunks succeed");
+    assert_eq!(counts, [(0..10, 9, 1), (10..20, 10, 0)]);
+    let stored = node::Entity::find()
+        .order_by_asc(node::Column::Id)
+        .all(db.conn())
+        .await
+        .expect("nodes");
+    assert_eq!(stored.len(), 20);
+    assert_eq!(stored[10].parent_id, Some(5));
+}
+
+/// The caller, between two polls, writes a row that a chunk running ahead
+/// holds: the chunk gives way after `wait_ahead` instead of holding the
+/// caller up until the next poll, and is written again at its turn.
+async fn a_caller_writing_between_polls_is_not_stuck(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    store
+        .upsert_all::<user::Entity>((0..20).map(|i| person(i, "old")), OnConflict::Update, None)
+        .await
+        .expect("seed");
+    let mut stream = Box::pin(store.upsert_many::<user::Entity>(
+        (0..20).map(|i| person(i, "chunk")),
+        OnConflict::Update,
+        UpsertOptions::new().chunk(10).parallel(2),
+    ));
+    let first = stream.next().await.expect("a report").expect("chunk 0");
+    assert_eq!(first.updated, 10);
+    // Chunk 1 (rows 10..20) is written and holds its rows' locks.
+    let seen = wait_for_transactions(db, |(_, idle)| idle == 1).await;
+    assert_eq!(seen, (1, 1), "chunk 1 waits ahead");
+    let theirs = tokio::time::timeout(
+        Duration::from_secs(20),
+        db.conn().execute_unprepared(&format!(
+            "UPDATE users SET name = 'caller' WHERE id = {}",
+            BASE + 15
+        )),
+    )
+    .await
+    .expect("the caller's write is not held up by a chunk waiting ahead")
+    .expect("update");
+    assert_eq!(theirs.rows_affected(), 1);
+    let second = stream.next().await.expect("a report").expect("chunk 1");
+    assert_eq!((second.rows, second.updated), (10..20, 10));
+    assert!(stream.next().await.is_none());
+    let names: Vec<_> = users_in(db).await.into_iter().map(|u| u.name).collect();
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("chunk-name")),
+        "chunk 1, written again at its turn, came after the caller's write: {names:?}"
+    );
+}
+
+/// `parallel` is capped at the pool size minus one: with a pool of 3, one
+/// chunk runs ahead, not two.
+async fn parallel_is_capped_below_the_pool_size(db: &TestDb) {
+    let pool = sea_orm::Database::connect(
+        sea_orm::ConnectOptions::new(db.url())
+            .max_connections(3)
+            .sqlx_logging(false)
+            .to_owned(),
+    )
+    .await
+    .expect("pool of 3");
+    let store = Store::new(pool);
+    let mut stream = Box::pin(store.upsert_many::<user::Entity>(
+        (0..50).map(|i| person(i, "capped")),
+        OnConflict::Update,
+        UpsertOptions::new().chunk(10).parallel(8),
+    ));
+    stream.next().await.expect("a report").expect("chunk 0");
+    let seen = wait_for_transactions(db, |(_, idle)| idle >= 1).await;
+    // Give a second chunk ahead, were there one, the time to show up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((seen, open_transactions(db).await), ((1, 1), (1, 1)));
+    let rest = futures::TryStreamExt::try_collect::<Vec<_>>(stream)
+        .await
+        .expect("the rest");
+    assert_eq!(rest.len(), 4);
+    assert_eq!(users_in(db).await.len(), 50);
+}
+
 backend_tests!(migrated on [postgres]:
     a_nul_byte_names_its_row_on_postgres,
     a_chunk_waiting_on_a_later_chunk_is_not_stuck,
+    a_caller_writing_between_polls_is_not_stuck,
+    parallel_is_capped_below_the_pool_size,
+    a_chunk_that_failed_ahead_is_written_again_at_its_turn,
 );

@@ -1,52 +1,57 @@
 //! Chunks of one [`Store::upsert_many`] call written side by side on
-//! several pooled connections ([`UpsertOptions::parallel`](super::UpsertOptions::parallel)),
-//! committed strictly in order.
+//! several pooled connections ([`UpsertOptions::parallel`]), committed
+//! strictly in order.
 //!
 //! Up to `width` chunks run at once, each in its own transaction on its own
 //! connection. A chunk runs its statement as soon as it starts, then holds
 //! its transaction open until the stream is polled for its report; only then
 //! does it commit. So the chunks committed are always the ones whose reports
 //! the caller was given (plus, if the stream is dropped in the middle of a
-//! poll, the chunk being committed then), exactly as when chunks run one at a
-//! time. Dropping the stream aborts the chunks running ahead, and they roll
-//! back.
+//! poll, the chunk being committed then), as when chunks run one at a time.
+//! Dropping the stream aborts the chunks running ahead, and they roll back.
+//!
+//! A chunk written ahead holds its connection and row locks while it waits.
+//! It waits at most [`UpsertOptions::wait_ahead`] (or twice its own
+//! statement's time, if longer), then rolls back and is written again at
+//! its turn. That bounds how long anyone can wait on its locks: the caller
+//! between two polls, another writer, or an earlier chunk of the same call
+//! that needs a lock it holds (a second unique key, a trigger), which
+//! would otherwise be a cycle the database cannot see.
+//!
+//! A chunk that fails while running ahead ran before the chunks ahead of it
+//! committed, so it may have failed for want of their rows (a foreign key
+//! to a row an earlier chunk inserts, a unique value an earlier chunk
+//! frees). Such a failure is provisional: the chunk is written again at its
+//! turn, and only that result is reported.
 //!
 //! Chunks start their transactions in order (each waits until the one before
-//! it has its connection), so the chunk whose turn it is never waits for a
-//! connection that a later chunk holds.
-//!
-//! Chunks of one call never share a conflict key, but a chunk can still
-//! wait for a lock that a later chunk holds (another unique index, a
-//! trigger), while the later chunk waits for its turn, which needs the
-//! earlier chunk to finish: a cycle the database cannot see. So when the
-//! chunk whose turn it is has not finished within [`HEAD_WAIT`] (or four
-//! times the slowest statement of the call so far, if longer), the chunks
-//! ahead of it are rolled back and started again once it is done.
+//! it has its connection).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sea_orm::DbErr;
+use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::rows::Prepared;
-use super::{ChunkReport, Upsert, chunk};
+use super::{ChunkReport, Upsert, UpsertOptions, chunk};
 use crate::Store;
 use crate::error::{Error, Result};
-
-/// How long the chunk whose turn it is may take before the chunks running
-/// ahead of it are rolled back, in case it waits for one of their locks.
-pub(super) const HEAD_WAIT: Duration = Duration::from_secs(1);
 
 /// The chunks of one call in flight, and which report is next.
 pub(super) struct Pipeline<E: Upsert> {
     store: Store,
     prepared: Arc<Prepared<E>>,
+    /// Where the chunks' tasks run (the runtime the stream was made on).
+    runtime: Handle,
     /// The most chunks in flight.
     width: usize,
+    /// How long a chunk written ahead waits for its turn, at least.
+    wait_ahead: Duration,
     /// The chunk whose report comes next.
     next: usize,
     /// Chunks `next..next + ahead.len()`, started, in order.
@@ -54,8 +59,6 @@ pub(super) struct Pipeline<E: Upsert> {
     /// The last started chunk's "has its connection" signal, which the next
     /// chunk started waits for.
     last_began: Option<oneshot::Receiver<()>>,
-    /// The longest statement of this call so far, in microseconds.
-    slowest: Arc<AtomicU64>,
 }
 
 /// A started chunk.
@@ -80,7 +83,9 @@ pub(super) struct Turn {
     /// Sent once the chunk's transaction has begun (it has its connection).
     began: Mutex<Option<oneshot::Sender<()>>>,
     go: watch::Receiver<bool>,
-    slowest: Arc<AtomicU64>,
+    wait_ahead: Duration,
+    /// The chunk rolled back because its turn did not come in time.
+    gave_way: AtomicBool,
 }
 
 impl Turn {
@@ -96,40 +101,61 @@ impl Turn {
         }
     }
 
-    /// Records how long the chunk's statement took.
-    pub(super) fn ran(&self, took: Duration) {
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.slowest.fetch_max(micros, Ordering::Relaxed);
+    /// Whether it is the chunk's turn: every chunk before it has committed
+    /// or failed, and reported.
+    fn is_due(&self) -> bool {
+        *self.go.borrow()
     }
 
-    /// Waits until it is the chunk's turn to commit; an error (which rolls
-    /// the chunk back) if the stream was dropped first.
-    pub(super) async fn wait(&self, table: &'static str) -> Result<()> {
+    /// Waits, holding the chunk's transaction, until it is the chunk's turn
+    /// to commit. After `wait_ahead` or twice `statement` (the longer), or
+    /// if the stream was dropped, returns an error, which rolls the chunk
+    /// back.
+    pub(super) async fn wait(&self, table: &'static str, statement: Duration) -> Result<()> {
+        let limit = self.wait_ahead.max(statement.saturating_mul(2));
         let mut go = self.go.clone();
-        match go.wait_for(|go| *go).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Error::Database {
-                operation: "upsert",
-                table,
-                code: None,
-                source: DbErr::Custom(
-                    "the upsert stream was dropped before this chunk's turn to commit".into(),
-                ),
-            }),
-        }
+        let outcome = tokio::time::timeout(limit, go.wait_for(|go| *go)).await;
+        let why = match outcome {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(_)) => "the upsert stream was dropped before this chunk's turn to commit",
+            Err(_) => {
+                self.gave_way.store(true, Ordering::Relaxed);
+                "the chunk gave way: its turn to commit did not come in time"
+            }
+        };
+        Err(Error::Database {
+            operation: "upsert",
+            table,
+            code: None,
+            source: DbErr::Custom(why.into()),
+        })
+    }
+
+    /// Waits, holding nothing, until it is the chunk's turn; `false` if
+    /// the stream was dropped first.
+    async fn due(&self) -> bool {
+        let mut go = self.go.clone();
+        go.wait_for(|go| *go).await.is_ok()
     }
 }
 
 impl<E: Upsert> Pipeline<E> {
-    pub(super) fn new(store: Store, prepared: Arc<Prepared<E>>, width: usize) -> Self {
+    pub(super) fn new(
+        store: Store,
+        prepared: Arc<Prepared<E>>,
+        runtime: Handle,
+        width: usize,
+        options: &UpsertOptions,
+    ) -> Self {
         Self {
             store,
             prepared,
+            runtime,
             width: width.max(1),
+            wait_ahead: options.wait_ahead,
             next: 0,
             ahead: VecDeque::new(),
             last_began: None,
-            slowest: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -143,43 +169,19 @@ impl<E: Upsert> Pipeline<E> {
         let head = self.ahead.pop_front()?;
         let _ = head.go.send(true);
         let mut task = head.task;
-        let result = if self.ahead.is_empty() {
-            (&mut task.0).await
-        } else {
-            match tokio::time::timeout(self.head_wait(), &mut task.0).await {
-                Ok(done) => done,
-                Err(_) => {
-                    tracing::debug!(
-                        table = E::TABLE,
-                        chunk = self.next,
-                        "upsert chunk slow at its turn; rolling back the chunks ahead of it"
-                    );
-                    self.ahead.clear();
-                    self.last_began = None;
-                    (&mut task.0).await
-                }
-            }
-        };
+        let result = (&mut task.0).await;
         self.next += 1;
         Some(match result {
             Ok(report) => report,
             Err(join) => match join.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => Err(Error::Database {
-                    operation: "upsert",
-                    table: E::TABLE,
-                    code: None,
+                // The runtime is shutting down; the chunk may have been
+                // committing.
+                Err(_) => Err(Error::CommitUnknown {
                     source: DbErr::Custom("the chunk's task was cancelled".into()),
                 }),
             },
         })
-    }
-
-    /// How long the chunk whose turn it is may take before the chunks
-    /// ahead of it are rolled back.
-    fn head_wait(&self) -> Duration {
-        let slowest = Duration::from_micros(self.slowest.load(Ordering::Relaxed));
-        HEAD_WAIT.max(slowest.saturating_mul(4))
     }
 
     /// Starts chunks until `width` are in flight or none is left.
@@ -191,10 +193,11 @@ impl<E: Upsert> Pipeline<E> {
             let turn = Turn {
                 began: Mutex::new(Some(began)),
                 go: go_rx,
-                slowest: self.slowest.clone(),
+                wait_ahead: self.wait_ahead,
+                gave_way: AtomicBool::new(false),
             };
             let after = self.last_began.replace(next_began);
-            let task = tokio::spawn(run(
+            let task = self.runtime.spawn(run(
                 self.store.clone(),
                 self.prepared.clone(),
                 index,
@@ -210,7 +213,9 @@ impl<E: Upsert> Pipeline<E> {
 }
 
 /// One chunk in a pipeline: builds its arrays, waits until the chunk before
-/// it has a connection, then writes and waits for its turn to commit.
+/// it has a connection, then writes and waits for its turn to commit. A
+/// failure while running ahead (or giving way) is provisional: the chunk is
+/// written again at its turn.
 async fn run<E: Upsert>(
     store: Store,
     prepared: Arc<Prepared<E>>,
@@ -233,7 +238,24 @@ async fn run<E: Upsert>(
         // An error only means that chunk ended (or never took a connection).
         let _ = after.await;
     }
+    let due = turn.is_due();
+    let first = store
+        .upsert_chunk(&prepared, &batch, encoded.as_ref(), Some(&turn), due)
+        .await;
+    if first.is_ok() || due {
+        return first;
+    }
+    if !turn.gave_way.load(Ordering::Relaxed) {
+        tracing::debug!(
+            table = E::TABLE,
+            chunk = index,
+            "upsert chunk failed while running ahead; writing it again at its turn"
+        );
+    }
+    if !turn.due().await {
+        return first;
+    }
     store
-        .upsert_chunk(&prepared, &batch, encoded.as_ref(), Some(&turn))
+        .upsert_chunk(&prepared, &batch, encoded.as_ref(), Some(&turn), true)
         .await
 }
