@@ -448,17 +448,19 @@ async fn parallel_chunks_commit_in_order_when_reported(db: &TestDb) {
     assert_eq!(users_in(db).await.len(), 50);
 }
 
-/// A table with a second unique key, so that two chunks of one call can
-/// need the same unique value.
-mod badge {
+/// A table with a second unique key (`code`) and a foreign key to itself
+/// (`parent_id`): what lets a chunk depend on another chunk of the same
+/// call.
+mod node {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "badges")]
+    #[sea_orm(table_name = "nodes")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: i64,
         pub code: String,
+        pub parent_id: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -467,11 +469,63 @@ mod badge {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-impl Upsert for badge::Entity {
-    const TABLE: &'static str = "badges";
-    fn conflict_columns() -> Vec<badge::Column> {
-        vec![badge::Column::Id]
+impl Upsert for node::Entity {
+    const TABLE: &'static str = "nodes";
+    fn conflict_columns() -> Vec<node::Column> {
+        vec![node::Column::Id]
     }
+}
+
+/// Node `i` with the given code and parent.
+fn a_node(i: i64, code: &str, parent: Option<i64>) -> node::ActiveModel {
+    node::ActiveModel {
+        id: Set(i),
+        code: Set(code.to_owned()),
+        parent_id: Set(parent),
+    }
+}
+
+/// Creates `nodes` with row 0, and holds row 0 in another transaction, so
+/// that chunk 0 of an upsert including row 0 waits while chunk 1 runs
+/// ahead. Roll the transaction back to let chunk 0 go on.
+async fn nodes_with_row_zero_held(db: &TestDb) -> sea_orm::DatabaseTransaction {
+    db.conn()
+        .execute_unprepared(
+            "CREATE TABLE nodes (id bigint PRIMARY KEY, code text NOT NULL UNIQUE, \
+             parent_id bigint REFERENCES nodes (id)); \
+             INSERT INTO nodes VALUES (0, 'zero', NULL)",
+        )
+        .await
+        .expect("nodes");
+    let blocker = db.conn().begin().await.expect("begin");
+    blocker
+        .execute_unprepared("SELECT 1 FROM nodes WHERE id = 0 FOR UPDATE")
+        .await
+        .expect("lock row 0");
+    blocker
+}
+
+/// Upserts `rows` into `nodes` in chunks of 10, two at a time, in a task.
+fn spawn_node_upsert(
+    db: &TestDb,
+    rows: Vec<node::ActiveModel>,
+    options: UpsertOptions,
+) -> tokio::task::JoinHandle<Vec<Result<roster::store::ChunkReport<node::Model>, Error>>> {
+    let store = Store::new(db.conn().clone());
+    tokio::spawn(async move {
+        store
+            .upsert_many::<node::Entity>(rows, OnConflict::Update, options.chunk(10).parallel(2))
+            .collect::<Vec<_>>()
+            .await
+    })
+}
+
+async fn stored_nodes(db: &TestDb) -> Vec<node::Model> {
+    node::Entity::find()
+        .order_by_asc(node::Column::Id)
+        .all(db.conn())
+        .await
+        .expect("nodes")
 }
 
 /// Chunk 0 needs a unique value that chunk 1, running ahead, already took:
@@ -480,42 +534,19 @@ impl Upsert for badge::Entity {
 /// see the cycle) and is written again at its turn, where it fails on the
 /// taken value, as it would one chunk at a time.
 async fn a_chunk_waiting_on_a_later_chunk_is_not_stuck(db: &TestDb) {
-    db.conn()
-        .execute_unprepared(
-            "CREATE TABLE badges (id bigint PRIMARY KEY, code text NOT NULL UNIQUE); \
-             INSERT INTO badges VALUES (0, 'zero')",
-        )
-        .await
-        .expect("badges");
-    // Another transaction holds row 0, so chunk 0 stops at its first row
-    // while chunk 1 runs and takes "dup".
-    let blocker = db.conn().begin().await.expect("begin");
-    blocker
-        .execute_unprepared("SELECT 1 FROM badges WHERE id = 0 FOR UPDATE")
-        .await
-        .expect("lock row 0");
-    let rows = (0..20).map(|i| badge::ActiveModel {
-        id: Set(i),
-        code: Set(if i == 9 || i == 10 {
-            "dup".to_owned()
-        } else {
-            format!("b{i}")
-        }),
-    });
-    let store = Store::new(db.conn().clone());
-    let upsert = tokio::spawn(async move {
-        store
-            .upsert_many::<badge::Entity>(
-                rows,
-                OnConflict::Update,
-                UpsertOptions::new()
-                    .chunk(10)
-                    .parallel(2)
-                    .wait_ahead(Duration::from_secs(3)),
-            )
-            .collect::<Vec<_>>()
-            .await
-    });
+    let blocker = nodes_with_row_zero_held(db).await;
+    let rows = (0..20)
+        .map(|i| {
+            let code = if i == 9 || i == 10 {
+                "dup".to_owned()
+            } else {
+                format!("n{i}")
+            };
+            a_node(i, &code, None)
+        })
+        .collect();
+    let options = UpsertOptions::new().wait_ahead(Duration::from_secs(3));
+    let upsert = spawn_node_upsert(db, rows, options);
     // Release row 0 once the blocker and chunk 1 (done, waiting for its
     // turn) are idle in their transactions and chunk 0 waits for the lock.
     let seen = wait_for_transactions(db, |(open, idle)| open == 3 && idle == 2).await;
@@ -544,50 +575,10 @@ async fn a_chunk_waiting_on_a_later_chunk_is_not_stuck(db: &TestDb) {
         ),
         other => panic!("expected row 10 refused as a duplicate, got {other:?}"),
     }
-    let stored = badge::Entity::find()
-        .order_by_asc(badge::Column::Id)
-        .all(db.conn())
-        .await
-        .expect("badges");
-    let ids: Vec<i64> = stored.iter().map(|b| b.id).collect();
+    let stored = stored_nodes(db).await;
+    let ids: Vec<i64> = stored.iter().map(|n| n.id).collect();
     assert_eq!(ids, (0..10).collect::<Vec<_>>(), "chunk 1 wrote nothing");
     assert_eq!(stored[9].code, "dup");
-}
-
-backend_tests!(migrated:
-    mixed_batch_counts_are_exact,
-    a_hundred_thousand_rows_are_chunked_under_the_limit,
-    concurrent_overlapping_upserts_leave_whole_rows,
-    a_failing_chunk_names_the_row_and_leaves_the_others,
-    update_if_unchanged_reports_exactly_the_stale_rows,
-    duplicate_keys_in_one_call_the_last_wins,
-    memberships_upsert_on_their_unique_key,
-    bad_input_is_refused_before_sending,
-    parallel_chunks_commit_in_order_when_reported,
-);
-/// A tree: rows that reference other rows of the same table.
-mod node {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "nodes")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: i64,
-        pub parent_id: Option<i64>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-impl Upsert for node::Entity {
-    const TABLE: &'static str = "nodes";
-    fn conflict_columns() -> Vec<node::Column> {
-        vec![node::Column::Id]
-    }
 }
 
 /// Chunk 1 references a row chunk 0 inserts. Running ahead, before chunk 0
@@ -595,36 +586,13 @@ impl Upsert for node::Entity {
 /// and written again at its turn chunk 1 succeeds, as it would one chunk at
 /// a time.
 async fn a_chunk_that_failed_ahead_is_written_again_at_its_turn(db: &TestDb) {
-    db.conn()
-        .execute_unprepared(
-            "CREATE TABLE nodes (id bigint PRIMARY KEY, parent_id bigint REFERENCES nodes (id)); \
-             INSERT INTO nodes VALUES (0, NULL)",
-        )
-        .await
-        .expect("nodes");
-    // Hold row 0, so that chunk 0 waits while chunk 1 runs ahead.
-    let blocker = db.conn().begin().await.expect("begin");
-    blocker
-        .execute_unprepared("SELECT 1 FROM nodes WHERE id = 0 FOR UPDATE")
-        .await
-        .expect("lock row 0");
-    let rows = (0..20).map(|i| node::ActiveModel {
-        id: Set(i),
-        parent_id: Set((i == 10).then_some(5)),
-    });
-    let store = Store::new(db.conn().clone());
-    let upsert = tokio::spawn(async move {
-        store
-            .upsert_many::<node::Entity>(
-                rows,
-                OnConflict::Update,
-                UpsertOptions::new().chunk(10).parallel(2),
-            )
-            .collect::<Vec<_>>()
-            .await
-    });
-    // Chunk 1 has failed ahead once no transaction but the blocker's and
-    // chunk 0's is open.
+    let blocker = nodes_with_row_zero_held(db).await;
+    let rows = (0..20)
+        .map(|i| a_node(i, &format!("n{i}"), (i == 10).then_some(5)))
+        .collect();
+    let upsert = spawn_node_upsert(db, rows, UpsertOptions::new());
+    // Chunk 1 has failed ahead once only the blocker's and chunk 0's
+    // transactions are open.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = wait_for_transactions(db, |(open, idle)| open == 2 && idle == 1).await;
     assert_eq!(
@@ -643,11 +611,7 @@ async fn a_chunk_that_failed_ahead_is_written_again_at_its_turn(db: &TestDb) {
         .collect::<Result<_, _>>()
         .expect("both chunks succeed");
     assert_eq!(counts, [(0..10, 9, 1), (10..20, 10, 0)]);
-    let stored = node::Entity::find()
-        .order_by_asc(node::Column::Id)
-        .all(db.conn())
-        .await
-        .expect("nodes");
+    let stored = stored_nodes(db).await;
     assert_eq!(stored.len(), 20);
     assert_eq!(stored[10].parent_id, Some(5));
 }
@@ -721,6 +685,17 @@ async fn parallel_is_capped_below_the_pool_size(db: &TestDb) {
     assert_eq!(users_in(db).await.len(), 50);
 }
 
+backend_tests!(migrated:
+    mixed_batch_counts_are_exact,
+    a_hundred_thousand_rows_are_chunked_under_the_limit,
+    concurrent_overlapping_upserts_leave_whole_rows,
+    a_failing_chunk_names_the_row_and_leaves_the_others,
+    update_if_unchanged_reports_exactly_the_stale_rows,
+    duplicate_keys_in_one_call_the_last_wins,
+    memberships_upsert_on_their_unique_key,
+    bad_input_is_refused_before_sending,
+    parallel_chunks_commit_in_order_when_reported,
+);
 backend_tests!(migrated on [postgres]:
     a_nul_byte_names_its_row_on_postgres,
     a_chunk_waiting_on_a_later_chunk_is_not_stuck,
