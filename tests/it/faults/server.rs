@@ -129,6 +129,10 @@ async fn a_stall_fails_server_requests_at_the_request_limit(db: &TestDb) {
     );
     report("server", "a query during a stall answered 504", took);
     assert_eq!(health(&server).await, 503);
+    assert_eq!(
+        server.metric("roster_request_timeouts_total").await,
+        Some(1)
+    );
 
     proxy.pass();
     answers_again(&server, "the stall").await;

@@ -78,6 +78,23 @@ impl Server {
         answer["data"].clone()
     }
 
+    /// The value of the `/metrics` sample `sample` (name and labels, e.g.
+    /// `roster_graphql_errors_total{code="CONFLICT"}`); `None` if absent.
+    pub async fn metric(&self, sample: &str) -> Option<u64> {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .map(|value| value.parse().expect("a counter"))
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -65,6 +65,10 @@ async fn update_with_current_lastchange_then_stale_conflicts(db: &TestDb) {
     let current = &answer["errors"][0]["extensions"]["current"];
     assert_eq!(current, &updated, "{answer:#}");
     assert!(answer["data"].is_null());
+    let conflicts = server
+        .metric("roster_graphql_errors_total{code=\"CONFLICT\"}")
+        .await;
+    assert_eq!(conflicts, Some(1), "/metrics counts the conflict");
 }
 
 async fn delete_then_not_found(db: &TestDb) {
@@ -79,6 +83,10 @@ async fn delete_then_not_found(db: &TestDb) {
     assert_eq!(error_code(&again), "NOT_FOUND", "{again:#}");
     let missing = server.run(delete, json!({ "id": "987654321" })).await;
     assert_eq!(error_code(&missing), "NOT_FOUND", "{missing:#}");
+    let not_found = server
+        .metric("roster_graphql_errors_total{code=\"NOT_FOUND\"}")
+        .await;
+    assert_eq!(not_found, Some(2));
     let read = server
         .data(
             "query($id: ID!) { user(id: $id) { id } }",

@@ -52,6 +52,7 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(e) => {
+            state.metrics().graphql_error(Some("BAD_USER_INPUT"));
             let body = json!({ "errors": [{
                 "message": format!("the body is not a GraphQL request: {e}"),
                 "extensions": { "code": "BAD_USER_INPUT" },
@@ -80,11 +81,22 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
     };
     let limit = state.request_timeout();
     match tokio::time::timeout(limit, work).await {
-        Ok(response) => Json(response).into_response(),
+        Ok(response) => {
+            let responses = match &response {
+                BatchResponse::Single(one) => std::slice::from_ref(one),
+                BatchResponse::Batch(many) => many.as_slice(),
+            };
+            for error in responses.iter().flat_map(|r| &r.errors) {
+                state.metrics().graphql_error(error_code(error));
+            }
+            Json(response).into_response()
+        }
         // Everything the request was doing is dropped: a transaction rolls
         // back; a single statement already sent may or may not have run.
         Err(_) => {
             tracing::warn!(?limit, "a GraphQL request hit the request time limit");
+            state.metrics().request_timeout();
+            state.metrics().graphql_error(Some("INTERNAL"));
             let body = json!({ "errors": [{
                 "message": format!(
                     "the request did not finish within {}",
@@ -94,6 +106,15 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
             }]});
             (StatusCode::GATEWAY_TIMEOUT, Json(body)).into_response()
         }
+    }
+}
+
+/// An error's `extensions.code`, if it has one.
+fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        async_graphql::Value::Enum(code) => Some(code.as_str()),
+        _ => None,
     }
 }
 

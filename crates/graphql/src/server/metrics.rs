@@ -1,6 +1,7 @@
 //! [`Metrics`]: what `GET /metrics` exports, as Prometheus text
-//! (OpenMetrics) through `prometheus-client`: HTTP requests, SQL
-//! statements, and the loaders' counters and batch-size histogram.
+//! (OpenMetrics) through `prometheus-client`: HTTP requests, errors in
+//! GraphQL answers by code, requests over the time limit, SQL statements,
+//! and the loaders' counters and batch-size histogram.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,11 +25,21 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// The labels of `roster_graphql_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The error's `extensions.code` (`CONFLICT`, `NOT_FOUND`,
+    /// `BAD_USER_INPUT`, `INTERNAL`), or `none` if it has none.
+    pub code: String,
+}
+
 /// The server's metrics, shared by every request.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
+    graphql_errors: Family<ErrorLabels, Counter>,
+    request_timeouts: Counter,
     sql_statements: Counter,
     loader: Arc<LoaderMetrics>,
 }
@@ -49,6 +60,18 @@ impl Metrics {
             "HTTP requests answered, by method, route and status",
             http_requests.clone(),
         );
+        let graphql_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "roster_graphql_errors",
+            "Errors in GraphQL answers, by extensions.code",
+            graphql_errors.clone(),
+        );
+        let request_timeouts = Counter::default();
+        registry.register(
+            "roster_request_timeouts",
+            "GraphQL requests answered 504 at the request time limit",
+            request_timeouts.clone(),
+        );
         let sql_statements = Counter::default();
         registry.register(
             "roster_sql_statements",
@@ -60,6 +83,8 @@ impl Metrics {
         Self {
             registry,
             http_requests,
+            graphql_errors,
+            request_timeouts,
             sql_statements,
             loader,
         }
@@ -89,6 +114,34 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Counts one error in a GraphQL answer, by its `extensions.code`.
+    pub fn graphql_error(&self, code: Option<&str>) {
+        self.graphql_errors
+            .get_or_create(&ErrorLabels {
+                code: code.unwrap_or("none").to_owned(),
+            })
+            .inc();
+    }
+
+    /// Errors with `code` counted so far (`None`: those without a code).
+    pub fn graphql_errors(&self, code: Option<&str>) -> u64 {
+        self.graphql_errors
+            .get_or_create(&ErrorLabels {
+                code: code.unwrap_or("none").to_owned(),
+            })
+            .get()
+    }
+
+    /// Counts one request answered 504 at the request time limit.
+    pub fn request_timeout(&self) {
+        self.request_timeouts.inc();
+    }
+
+    /// Requests answered 504 at the request time limit so far.
+    pub fn request_timeouts(&self) -> u64 {
+        self.request_timeouts.get()
     }
 
     /// Everything, as OpenMetrics text (which Prometheus reads).

@@ -32,7 +32,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::net::TcpListener;
 
 pub use http::{MAX_BODY_BYTES, router};
-pub use metrics::{HttpLabels, Metrics};
+pub use metrics::{ErrorLabels, HttpLabels, Metrics};
 
 use crate::{RosterSchema, schema};
 
