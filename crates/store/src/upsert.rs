@@ -343,7 +343,7 @@ impl Store {
                     Arc::new(prepared),
                     runtime,
                     width,
-                    &options,
+                    options.wait_ahead,
                 ))),
                 None => State::Ready {
                     store,
@@ -497,7 +497,8 @@ enum State<E: Upsert> {
 }
 
 /// Starts building chunk `index`'s arrays on a blocking thread, when it
-/// exists and has any to build (see [`chunk::encode`]).
+/// exists and has any to build (see [`chunk::encode`]); used by both the
+/// one-at-a-time stream and the pipeline.
 fn encode_ahead<E: Upsert>(
     prepared: &Arc<rows::Prepared<E>>,
     index: usize,

@@ -33,6 +33,14 @@ pub struct ErrorLabels {
     pub code: String,
 }
 
+impl ErrorLabels {
+    fn of(code: Option<&str>) -> Self {
+        Self {
+            code: code.unwrap_or("none").to_owned(),
+        }
+    }
+}
+
 /// The server's metrics, shared by every request.
 #[derive(Debug)]
 pub struct Metrics {
@@ -119,18 +127,14 @@ impl Metrics {
     /// Counts one error in a GraphQL answer, by its `extensions.code`.
     pub fn graphql_error(&self, code: Option<&str>) {
         self.graphql_errors
-            .get_or_create(&ErrorLabels {
-                code: code.unwrap_or("none").to_owned(),
-            })
+            .get_or_create(&ErrorLabels::of(code))
             .inc();
     }
 
     /// Errors with `code` counted so far (`None`: those without a code).
     pub fn graphql_errors(&self, code: Option<&str>) -> u64 {
         self.graphql_errors
-            .get_or_create(&ErrorLabels {
-                code: code.unwrap_or("none").to_owned(),
-            })
+            .get_or_create(&ErrorLabels::of(code))
             .get()
     }
 

@@ -38,7 +38,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::rows::Prepared;
-use super::{ChunkReport, Upsert, UpsertOptions, chunk};
+use super::{ChunkReport, Upsert};
 use crate::Store;
 use crate::error::{Error, Result};
 
@@ -145,14 +145,14 @@ impl<E: Upsert> Pipeline<E> {
         prepared: Arc<Prepared<E>>,
         runtime: Handle,
         width: usize,
-        options: &UpsertOptions,
+        wait_ahead: Duration,
     ) -> Self {
         Self {
             store,
             prepared,
             runtime,
             width: width.max(1),
-            wait_ahead: options.wait_ahead,
+            wait_ahead,
             next: 0,
             ahead: VecDeque::new(),
             last_began: None,
@@ -212,7 +212,7 @@ impl<E: Upsert> Pipeline<E> {
     }
 }
 
-/// One chunk in a pipeline: builds its arrays, waits until the chunk before
+/// One chunk in a pipeline: builds its arrays (on a blocking thread), waits until the chunk before
 /// it has a connection, then writes and waits for its turn to commit. A
 /// failure while running ahead (or giving way) is provisional: the chunk is
 /// written again at its turn.
@@ -227,12 +227,9 @@ async fn run<E: Upsert>(
         return Err(Error::refused(E::TABLE, format!("no chunk {index}")));
     };
     let backend = store.backend();
-    let encoded = {
-        let (prepared, batch) = (prepared.clone(), batch.clone());
-        tokio::task::spawn_blocking(move || chunk::encode(&prepared, &batch, backend))
-            .await
-            .ok()
-            .flatten()
+    let encoded = match super::encode_ahead(&prepared, index, backend) {
+        Some(building) => building.await.ok().flatten(),
+        None => None,
     };
     if let Some(after) = after {
         // An error only means that chunk ended (or never took a connection).
