@@ -7,7 +7,7 @@
 //! database is empty, and stops cleanly on Ctrl-C. Logs go to stderr
 //! (`RUST_LOG=debug` for more).
 
-use roster::graphql::server::{Config, run};
+use roster::server::{Config, run};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

@@ -6,10 +6,12 @@
 //! - [`loader`]: the batching, per-request cached loader ([`roster_loader`]);
 //! - [`store`]: CRUD with optimistic concurrency ([`roster_store`]);
 //! - [`graphql`]: the GraphQL schema ([`roster_graphql`]);
+//! - [`server`]: the axum server around it ([`roster_server`]);
 //! - [`migrations`]: the schema migrations and their runner ([`roster_migrations`]).
 
 pub use roster_entity as entity;
 pub use roster_graphql as graphql;
 pub use roster_loader as loader;
 pub use roster_migrations as migrations;
+pub use roster_server as server;
 pub use roster_store as store;

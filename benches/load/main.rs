@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use roster::graphql::server::{self, Config};
+use roster::server::{self, Config};
 use sea_orm::{ConnectionTrait, Database};
 
 struct Args {

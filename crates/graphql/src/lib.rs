@@ -1,5 +1,6 @@
 //! Roster's GraphQL API: an [async-graphql] schema over the Roster loader and
-//! store, and the HTTP server around it.
+//! store. It has no HTTP server of its own: `roster-server` serves it with
+//! axum, and any other server (actix, a lambda) can execute it the same way.
 //!
 //! The contract it implements is "GraphQL contract" and "Server" in
 //! `DESIGN.md`: the field names are the API.
@@ -18,8 +19,6 @@
 //!   [`GroupType`]: the output types; [`DateTime`]: the scalar.
 //! - [`ApiError`]: `extensions.code` (`CONFLICT`, `NOT_FOUND`,
 //!   `BAD_USER_INPUT`, `INTERNAL`), in one place.
-//! - [`server`]: the axum server (`POST /graphql`, GraphiQL, `/health`,
-//!   `/metrics`), its configuration, migration and demo data.
 //!
 //! # Example
 //! ```
@@ -52,7 +51,6 @@ mod mutation;
 mod query;
 mod scalars;
 mod schema;
-pub mod server;
 mod types;
 
 pub use error::ApiError;

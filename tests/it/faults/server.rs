@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roster::graphql::server::{AppState, Metrics, connect};
+use roster::server::{AppState, Metrics, connect};
 use roster::store::PoolSettings;
 use roster_testkit::{FaultProxy, TestDb, backend_tests};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The other routes: GraphiQL, `/health`, `/metrics`; and the server as
 //! `prepare` builds it (migrated, seeded, statements counted).
 
-use roster::graphql::server::{AppState, Config, prepare};
+use roster::server::{AppState, Config, prepare};
 use roster_testkit::{TestDb, backend_tests};
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use roster::graphql::server::{AppState, seed};
+use roster::server::{AppState, seed};
 use roster_testkit::{TestDb, backend_tests};
 
 use super::Server;

@@ -7,7 +7,7 @@ mod load;
 mod mutations;
 mod nested;
 
-use roster::graphql::server::{AppState, serve};
+use roster::server::{AppState, serve};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

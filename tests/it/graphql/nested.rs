@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use roster::graphql::server::{AppState, seed};
+use roster::server::{AppState, seed};
 use roster_testkit::{TestDb, backend_tests};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};

@@ -1,4 +1,5 @@
-//! The HTTP server: `POST /graphql`, GraphiQL at `GET /graphql`,
+//! Roster's GraphQL server over HTTP (axum), around the `roster-graphql`
+//! schema: `POST /graphql`, GraphiQL at `GET /graphql`,
 //! `GET /health` and `GET /metrics`, configured from the environment,
 //! migrating and (when empty) seeding the database on start.
 //!
@@ -12,8 +13,8 @@
 //! - [`Metrics`]: what `/metrics` exports.
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), roster_graphql::server::ServerError> {
-//! use roster_graphql::server::{Config, run};
+//! # async fn f() -> Result<(), roster_server::ServerError> {
+//! use roster_server::{Config, run};
 //! run(Config::from_env()?).await
 //! # }
 //! ```
@@ -34,7 +35,7 @@ use tokio::net::TcpListener;
 pub use http::{MAX_BODY_BYTES, router};
 pub use metrics::{ErrorLabels, HttpLabels, Metrics};
 
-use crate::{RosterSchema, schema};
+use roster_graphql::{RosterSchema, schema};
 
 /// `DATABASE_URL` when unset.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db?mode=rwc";

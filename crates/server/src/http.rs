@@ -16,8 +16,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use super::AppState;
-use crate::{request_data, request_loaders};
+use crate::AppState;
+use roster_graphql::{request_data, request_loaders};
 
 /// The largest request body accepted (1 MiB); larger ones get HTTP 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -12,7 +12,7 @@ use roster_store::truncate_to_micros;
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder, QuerySelect, TransactionTrait};
 
-use super::ServerError;
+use crate::ServerError;
 
 /// How many rows of each kind the demo data has.
 pub const GROUP_TYPES: usize = 5;
