@@ -176,26 +176,37 @@ impl Session {
         }
     }
 
-    /// One load, as a resolver would issue it.
-    pub async fn load(&self, id: i64) -> Result<Option<UserRow>> {
+    /// One load, as a resolver would issue it: whether it found its row.
+    /// Each contender answers in its own API's form (Roster with a shared
+    /// `Arc` of the row, the others with a row of their own).
+    pub async fn load(&self, id: i64) -> Result<bool> {
         Ok(match self {
-            Session::Roster(loader) => loader.load(id).await?,
-            Session::Raw(raw) => raw.fetch(&[id]).await?.pop(),
+            Session::Roster(loader) => loader.load(id).await?.is_some(),
+            Session::Raw(raw) => raw.fetch(&[id]).await?.pop().is_some(),
             Session::Batched(conn) => user::Entity::find()
                 .filter(user::Column::Id.is_in([id]))
                 .all(&conn.db)
                 .await?
-                .pop(),
-            Session::Agql(loader) => loader.load_one(id).await.map_err(|e| anyhow!("{e}"))?,
-            Session::Dl(loader) => loader.try_load(id).await?,
-            Session::Naive(conn) => user::Entity::find_by_id(id).one(&conn.db).await?,
+                .pop()
+                .is_some(),
+            Session::Agql(loader) => loader
+                .load_one(id)
+                .await
+                .map_err(|e| anyhow!("{e}"))?
+                .is_some(),
+            Session::Dl(loader) => loader.try_load(id).await?.is_some(),
+            Session::Naive(conn) => user::Entity::find_by_id(id).one(&conn.db).await?.is_some(),
         })
     }
 
     /// All of a request's loads, issued concurrently (loaders), or answered
-    /// from one query over the distinct ids (raw, sea-orm batched). Returns
-    /// one answer per input id, in order.
-    pub async fn load_all(&self, ids: &[i64]) -> Result<Vec<Option<UserRow>>> {
+    /// from one query over the distinct ids (raw, sea-orm batched, each
+    /// load then getting its own copy of its row, as a resolver would).
+    /// Returns how many loads found their row.
+    pub async fn load_all(&self, ids: &[i64]) -> Result<usize> {
+        fn found<T>(answers: &[Option<T>]) -> usize {
+            answers.iter().flatten().count()
+        }
         match self {
             Session::Raw(_) | Session::Batched(_) => {
                 let distinct: Vec<i64> = {
@@ -213,25 +224,32 @@ impl Session {
                     _ => unreachable!("matched above"),
                 };
                 let by_id: HashMap<i64, UserRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-                Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
+                let answers: Vec<Option<UserRow>> =
+                    ids.iter().map(|id| by_id.get(id).cloned()).collect();
+                Ok(found(&answers))
             }
             // Each loader's own future type: a join over `Session::load`
             // futures would make every load as large as the largest
             // contender's future.
-            Session::Roster(loader) => {
-                Ok(try_join_all(ids.iter().map(|&id| loader.load(id))).await?)
+            Session::Roster(loader) => Ok(found(
+                &try_join_all(ids.iter().map(|&id| loader.load(id))).await?,
+            )),
+            Session::Agql(loader) => {
+                let answers = try_join_all(ids.iter().map(|&id| loader.load_one(id)))
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                Ok(found(&answers))
             }
-            Session::Agql(loader) => try_join_all(ids.iter().map(|&id| loader.load_one(id)))
-                .await
-                .map_err(|e| anyhow!("{e}")),
-            Session::Dl(loader) => {
-                Ok(try_join_all(ids.iter().map(|&id| loader.try_load(id))).await?)
-            }
-            Session::Naive(conn) => Ok(try_join_all(
-                ids.iter()
-                    .map(|&id| user::Entity::find_by_id(id).one(&conn.db)),
-            )
-            .await?),
+            Session::Dl(loader) => Ok(found(
+                &try_join_all(ids.iter().map(|&id| loader.try_load(id))).await?,
+            )),
+            Session::Naive(conn) => Ok(found(
+                &try_join_all(
+                    ids.iter()
+                        .map(|&id| user::Entity::find_by_id(id).one(&conn.db)),
+                )
+                .await?,
+            )),
         }
     }
 }

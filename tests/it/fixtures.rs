@@ -85,3 +85,16 @@ pub async fn seed_users(conn: &DatabaseConnection, ids: impl IntoIterator<Item =
             .expect("seed users");
     }
 }
+
+/// A loader's shared answer as an owned row, to compare with rows read
+/// directly.
+pub fn owned<T: Clone>(answer: Option<std::sync::Arc<T>>) -> Option<T> {
+    answer.map(std::sync::Arc::unwrap_or_clone)
+}
+
+/// A relation loader's shared answer as owned rows.
+pub fn owned_rows<T: Clone>(
+    answer: Option<std::sync::Arc<Vec<std::sync::Arc<T>>>>,
+) -> Option<Vec<T>> {
+    answer.map(|rows| rows.iter().map(|row| T::clone(row)).collect())
+}

@@ -141,7 +141,9 @@ impl Mutation {
         user: UserInsert,
     ) -> async_graphql::Result<User> {
         let row = user_row(user.name, user.surname, user.email, user.external_id)?;
-        Ok(User(store(ctx)?.insert::<user::Entity>(row).await.api()?))
+        Ok(User::from(
+            store(ctx)?.insert::<user::Entity>(row).await.api()?,
+        ))
     }
 
     /// Changes a user if it is still at `lastchange` (else `CONFLICT`).
@@ -156,7 +158,7 @@ impl Mutation {
             .update::<user::Entity>(id, user.lastchange.0, changes)
             .await
             .api()?;
-        Ok(User(stored))
+        Ok(User::from(stored))
     }
 
     /// Deletes a user (and its memberships); with `lastchange`, only if it
@@ -182,7 +184,9 @@ impl Mutation {
             group.external_id,
             group.group_type_id,
         )?;
-        Ok(Group(store(ctx)?.insert::<group::Entity>(row).await.api()?))
+        Ok(Group::from(
+            store(ctx)?.insert::<group::Entity>(row).await.api()?,
+        ))
     }
 
     /// Changes a group if it is still at `lastchange` (else `CONFLICT`).
@@ -202,7 +206,7 @@ impl Mutation {
             .update::<group::Entity>(id, group.lastchange.0, changes)
             .await
             .api()?;
-        Ok(Group(stored))
+        Ok(Group::from(stored))
     }
 
     /// Deletes a group (and its memberships); with `lastchange`, only if it
@@ -227,7 +231,7 @@ impl Mutation {
             ..Default::default()
         };
         let stored = store(ctx)?.insert::<grouptype::Entity>(row).await.api()?;
-        Ok(GroupType(stored))
+        Ok(GroupType::from(stored))
     }
 
     /// Changes a group type if it is still at `lastchange` (else `CONFLICT`).
@@ -245,7 +249,7 @@ impl Mutation {
             .update::<grouptype::Entity>(id, group_type.lastchange.0, changes)
             .await
             .api()?;
-        Ok(GroupType(stored))
+        Ok(GroupType::from(stored))
     }
 
     /// Deletes a group type no group uses any more (else `BAD_USER_INPUT`);

@@ -83,7 +83,7 @@ impl Query {
         #[graphql(default = 10)] limit: i32,
     ) -> async_graphql::Result<Vec<User>> {
         let rows = page::<user::Entity>(ctx, skip, limit).await?;
-        Ok(rows.into_iter().map(User).collect())
+        Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// The group with this id, or null.
@@ -101,7 +101,7 @@ impl Query {
         #[graphql(default = 10)] limit: i32,
     ) -> async_graphql::Result<Vec<Group>> {
         let rows = page::<group::Entity>(ctx, skip, limit).await?;
-        Ok(rows.into_iter().map(Group).collect())
+        Ok(rows.into_iter().map(Group::from).collect())
     }
 
     /// The group type with this id, or null.
@@ -128,7 +128,7 @@ impl Query {
         #[graphql(default = 10)] limit: i32,
     ) -> async_graphql::Result<Vec<GroupType>> {
         let rows = page::<grouptype::Entity>(ctx, skip, limit).await?;
-        Ok(rows.into_iter().map(GroupType).collect())
+        Ok(rows.into_iter().map(GroupType::from).collect())
     }
 }
 

@@ -2,6 +2,8 @@
 //! each resolved through the request's loaders (one statement per level of
 //! a nested query, however many parents it has).
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ErrorExtensions, ID, Object};
 use roster_entity::{group, grouptype, user};
 use roster_store::{Loaders, Store};
@@ -27,17 +29,41 @@ pub(crate) fn store<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Store> {
 #[error("the GraphQL request has no {0} in its data; see `roster_graphql::request_data`")]
 struct MissingData(&'static str);
 
-/// A person in the directory.
+/// A person in the directory (the row is shared with the request's
+/// loaders, not copied).
 #[derive(Debug, Clone)]
-pub struct User(pub user::Model);
+pub struct User(pub Arc<user::Model>);
 
 /// A group of users, of one group type.
 #[derive(Debug, Clone)]
-pub struct Group(pub group::Model);
+pub struct Group(pub Arc<group::Model>);
 
 /// A kind of group.
 #[derive(Debug, Clone)]
-pub struct GroupType(pub grouptype::Model);
+pub struct GroupType(pub Arc<grouptype::Model>);
+
+impl From<user::Model> for User {
+    fn from(row: user::Model) -> Self {
+        Self(Arc::new(row))
+    }
+}
+
+impl From<group::Model> for Group {
+    fn from(row: group::Model) -> Self {
+        Self(Arc::new(row))
+    }
+}
+
+impl From<grouptype::Model> for GroupType {
+    fn from(row: grouptype::Model) -> Self {
+        Self(Arc::new(row))
+    }
+}
+
+/// Shared rows, each wrapped as the GraphQL type `T`.
+fn each<M, T>(rows: Option<Arc<Vec<Arc<M>>>>, wrap: fn(Arc<M>) -> T) -> Vec<T> {
+    rows.map_or_else(Vec::new, |rows| rows.iter().cloned().map(wrap).collect())
+}
 
 #[Object]
 impl User {
@@ -64,7 +90,7 @@ impl User {
     /// The user's groups, ordered by id.
     async fn groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
         let groups = loaders(ctx)?.groups_of_user.load(self.0.id).await.api()?;
-        Ok(groups.unwrap_or_default().into_iter().map(Group).collect())
+        Ok(each(groups, Group))
     }
 }
 
@@ -98,7 +124,7 @@ impl Group {
     /// The group's members, ordered by id.
     async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
         let users = loaders(ctx)?.users_of_group.load(self.0.id).await.api()?;
-        Ok(users.unwrap_or_default().into_iter().map(User).collect())
+        Ok(each(users, User))
     }
 }
 
@@ -117,7 +143,7 @@ impl GroupType {
     /// The groups of this type, ordered by id.
     async fn groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
         let groups = loaders(ctx)?.groups_of_type.load(self.0.id).await.api()?;
-        Ok(groups.unwrap_or_default().into_iter().map(Group).collect())
+        Ok(each(groups, Group))
     }
 }
 

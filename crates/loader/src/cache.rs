@@ -1,41 +1,45 @@
 //! The loader's cache: what a request has already loaded.
 
-use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::key::Key;
 
 /// A cache of loaded values, `None` meaning "known to be missing".
 ///
 /// The default, [`MapCache`], keeps everything for the life of the loader
 /// (one request). Supply your own through
 /// [`LoaderOptions::cache`](crate::LoaderOptions::cache), e.g. a bounded one
-/// for a long batch job. Methods are called briefly and never across an
-/// `.await`; they must not call back into the loader.
-pub trait Cache<T>: Send + Sync {
-    /// The cached entry for `id`: `Some(None)` for a known-missing id.
-    fn get(&self, id: i64) -> Option<Option<T>>;
-    /// Caches `value` for `id`.
-    fn insert(&self, id: i64, value: Option<T>);
-    /// Forgets `id`.
-    fn remove(&self, id: i64);
+/// for a long batch job. The loader calls these methods under its own lock
+/// (so they take `&mut self` and need no locking of their own), briefly and
+/// never across an `.await`; they must not call back into the loader.
+pub trait Cache<V, K = i64>: Send + 'static {
+    /// The cached entry for `key`: `Some(None)` for a known-missing key.
+    fn get(&mut self, key: &K) -> Option<Option<Arc<V>>>;
+    /// Caches `value` for `key`.
+    fn insert(&mut self, key: K, value: Option<Arc<V>>);
+    /// Forgets `key`.
+    fn remove(&mut self, key: &K);
     /// Forgets everything.
-    fn clear(&self);
+    fn clear(&mut self);
 }
 
-/// The default cache: a concurrent map, unbounded, for one request.
+/// The default cache: a hash map, unbounded, for one request.
 #[derive(Debug)]
-pub struct MapCache<T> {
-    map: DashMap<i64, Option<T>>,
+pub struct MapCache<V, K = i64> {
+    map: HashMap<K, Option<Arc<V>>>,
 }
 
-impl<T> Default for MapCache<T> {
+impl<V, K> Default for MapCache<V, K> {
     fn default() -> Self {
         Self {
-            map: DashMap::new(),
+            map: HashMap::new(),
         }
     }
 }
 
-impl<T> MapCache<T> {
-    /// How many ids are cached (found or missing).
+impl<V, K> MapCache<V, K> {
+    /// How many keys are cached (found or missing).
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -46,20 +50,20 @@ impl<T> MapCache<T> {
     }
 }
 
-impl<T: Clone + Send + Sync> Cache<T> for MapCache<T> {
-    fn get(&self, id: i64) -> Option<Option<T>> {
-        self.map.get(&id).map(|entry| entry.value().clone())
+impl<V: Send + Sync + 'static, K: Key> Cache<V, K> for MapCache<V, K> {
+    fn get(&mut self, key: &K) -> Option<Option<Arc<V>>> {
+        self.map.get(key).cloned()
     }
 
-    fn insert(&self, id: i64, value: Option<T>) {
-        self.map.insert(id, value);
+    fn insert(&mut self, key: K, value: Option<Arc<V>>) {
+        self.map.insert(key, value);
     }
 
-    fn remove(&self, id: i64) {
-        self.map.remove(&id);
+    fn remove(&mut self, key: &K) {
+        self.map.remove(key);
     }
 
-    fn clear(&self) {
+    fn clear(&mut self) {
         self.map.clear();
     }
 }

@@ -69,6 +69,7 @@
 mod cache;
 mod entity_source;
 mod error;
+mod key;
 mod loader;
 mod metrics;
 mod options;
@@ -80,11 +81,13 @@ pub mod sql;
 pub use cache::{Cache, MapCache};
 pub use entity_source::EntitySource;
 pub use error::{BoxError, Error, Result};
+pub use key::Key;
 pub use loader::Loader;
 pub use metrics::{
     BATCH_SIZE_BUCKETS, DISPATCH_WAIT_BUCKETS_US, HistogramSnapshot, LoaderMetrics, MetricsSnapshot,
 };
-pub use options::{DEFAULT_MAX_BATCH, LoaderOptions};
+pub use options::{Answers, DEFAULT_MAX_BATCH, LoaderOptions};
 pub use relation_source::RelationSource;
 pub use scope::LoaderScope;
 pub use source::BatchSource;
+pub use sql::{ScalarKey, SqlKey};

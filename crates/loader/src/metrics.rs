@@ -74,14 +74,19 @@ impl LoaderMetrics {
         Self::default()
     }
 
-    pub(crate) fn load(&self, n: u64) {
-        self.loads.fetch_add(n, Relaxed);
-    }
-    pub(crate) fn cache_hit(&self) {
-        self.cache_hits.fetch_add(1, Relaxed);
-    }
-    pub(crate) fn deduplicated(&self) {
-        self.deduplicated.fetch_add(1, Relaxed);
+    /// Adds a loader's locally counted loads, cache hits and
+    /// deduplicated loads (loaders count under their own lock and add here
+    /// once per batch, not once per load).
+    pub(crate) fn loads(&self, loads: u64, cache_hits: u64, deduplicated: u64) {
+        if loads > 0 {
+            self.loads.fetch_add(loads, Relaxed);
+        }
+        if cache_hits > 0 {
+            self.cache_hits.fetch_add(cache_hits, Relaxed);
+        }
+        if deduplicated > 0 {
+            self.deduplicated.fetch_add(deduplicated, Relaxed);
+        }
     }
     pub(crate) fn statement(&self) {
         self.statements.fetch_add(1, Relaxed);

@@ -1,17 +1,26 @@
 //! [`LoaderOptions`]: cache on/off or your own cache, batch size, metrics,
-//! a time limit per batch.
+//! a time limit per batch, and loaders to prime with each batch's rows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{Cache, MapCache};
+use crate::key::Key;
+use crate::loader::Loader;
 use crate::metrics::LoaderMetrics;
 use crate::scope::LoaderScope;
 
-/// The default maximum number of distinct ids in one batch.
+/// The default maximum number of distinct keys in one batch.
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
 
-/// How a [`Loader`](crate::Loader) behaves.
+/// A batch's answers: every key found, with its shared value.
+pub type Answers<V, K = i64> = HashMap<K, Arc<V>>;
+
+/// Called with each successful batch's answers, before its waiters resume.
+pub(crate) type AfterBatch<V, K> = Arc<dyn Fn(&Answers<V, K>) + Send + Sync>;
+
+/// How a [`Loader`] behaves.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -23,15 +32,16 @@ pub const DEFAULT_MAX_BATCH: usize = 10_000;
 ///     .metrics(shared_metrics.clone());
 /// # let _ = options;
 /// ```
-pub struct LoaderOptions<T> {
-    pub(crate) cache: Option<Box<dyn Cache<T>>>,
+pub struct LoaderOptions<V, K = i64> {
+    pub(crate) cache: Option<Box<dyn Cache<V, K>>>,
     pub(crate) max_batch: usize,
     pub(crate) metrics: Arc<LoaderMetrics>,
     pub(crate) scope: LoaderScope,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) after_batch: Vec<AfterBatch<V, K>>,
 }
 
-impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
+impl<V: Send + Sync + 'static, K: Key> Default for LoaderOptions<V, K> {
     fn default() -> Self {
         Self {
             cache: Some(Box::new(MapCache::default())),
@@ -39,13 +49,14 @@ impl<T: Clone + Send + Sync + 'static> Default for LoaderOptions<T> {
             metrics: Arc::new(LoaderMetrics::new()),
             scope: LoaderScope::new(),
             timeout: None,
+            after_batch: Vec::new(),
         }
     }
 }
 
-impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
+impl<V: Send + Sync + 'static, K: Key> LoaderOptions<V, K> {
     /// The defaults: a per-request [`MapCache`], batches of at most
-    /// [`DEFAULT_MAX_BATCH`] ids, metrics of the loader's own, no time limit.
+    /// [`DEFAULT_MAX_BATCH`] keys, metrics of the loader's own, no time limit.
     pub fn new() -> Self {
         Self::default()
     }
@@ -53,17 +64,17 @@ impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
     /// Turns caching on (with a fresh [`MapCache`]) or off. Without a cache,
     /// concurrent loads still share a batch, but every later load asks again.
     pub fn cache_enabled(mut self, enabled: bool) -> Self {
-        self.cache = enabled.then(|| Box::new(MapCache::default()) as Box<dyn Cache<T>>);
+        self.cache = enabled.then(|| Box::new(MapCache::default()) as Box<dyn Cache<V, K>>);
         self
     }
 
     /// Uses `cache` instead of the default map (e.g. a bounded cache).
-    pub fn cache(mut self, cache: impl Cache<T> + 'static) -> Self {
+    pub fn cache(mut self, cache: impl Cache<V, K>) -> Self {
         self.cache = Some(Box::new(cache));
         self
     }
 
-    /// At most `max` distinct ids per batch (at least 1); more ids start
+    /// At most `max` distinct keys per batch (at least 1); more keys start
     /// another batch. Sources may split a batch further
     /// ([`BatchSource::max_ids_per_call`](crate::BatchSource::max_ids_per_call)).
     pub fn max_batch(mut self, max: usize) -> Self {
@@ -95,5 +106,27 @@ impl<T: Clone + Send + Sync + 'static> LoaderOptions<T> {
     pub fn metrics(mut self, metrics: Arc<LoaderMetrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Calls `hook` with every successful batch's answers, before the
+    /// batch's callers resume (e.g. to prime another loader with the rows).
+    pub fn after_batch(mut self, hook: impl Fn(&Answers<V, K>) + Send + Sync + 'static) -> Self {
+        self.after_batch.push(Arc::new(hook));
+        self
+    }
+
+    /// Primes `by_id` with every value this loader loads, under the id
+    /// `id_of` gives it: a row loaded by a unique key (an e-mail address)
+    /// is then in the request's by-id cache too, and loading it by id costs
+    /// no statement. The value is shared, not copied.
+    pub fn primes(self, by_id: &Loader<V>, id_of: fn(&V) -> i64) -> Self {
+        let by_id = by_id.clone();
+        self.after_batch(move |answers| {
+            by_id.prime_many(
+                answers
+                    .values()
+                    .map(|value| (id_of(value), Some(Arc::clone(value)))),
+            );
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! [`RelationSource`]: related rows by parent id, one statement per batch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sea_orm::sea_query::{
     Alias, Asterisk, DynIden, Expr, ExprTrait, Func, IntoIden, Order, Query, SelectStatement,
@@ -21,7 +22,8 @@ const PARENT: &str = "roster_parent_id";
 const RANK: &str = "roster_rank";
 
 /// Loads the rows of `E` related to each parent id, as a `Vec` per parent
-/// (empty when there are none), in a stable order.
+/// (empty when there are none), in a stable order. Each row is shared
+/// (`Arc`), so resolvers hand rows on without copying them.
 ///
 /// - [`has_many`](Self::has_many): `E` rows whose foreign key holds the
 ///   parent id (a group type's groups).
@@ -170,7 +172,7 @@ where
     E: EntityTrait,
     E::Model: Clone + Send + Sync + 'static,
 {
-    type Value = Vec<E::Model>;
+    type Value = Vec<Arc<E::Model>>;
 
     fn name(&self) -> &'static str {
         self.name
@@ -180,15 +182,15 @@ where
         sql::max_ids_per_statement(self.db.get_database_backend())
     }
 
-    async fn load(&self, parents: &[i64]) -> Result<HashMap<i64, Vec<E::Model>>, BoxError> {
+    async fn load(&self, parents: &[i64]) -> Result<HashMap<i64, Vec<Arc<E::Model>>>, BoxError> {
         let statement = self.statement(parents)?;
         let rows = self.db.query_all(&statement).await?;
-        let mut related: HashMap<i64, Vec<E::Model>> =
+        let mut related: HashMap<i64, Vec<Arc<E::Model>>> =
             parents.iter().map(|&p| (p, Vec::new())).collect();
         for row in rows {
             let parent: i64 = row.try_get("", PARENT)?;
             let model = E::Model::from_query_result(&row, "")?;
-            related.entry(parent).or_default().push(model);
+            related.entry(parent).or_default().push(Arc::new(model));
         }
         Ok(related)
     }

@@ -1,6 +1,8 @@
 //! Reads and writes of one versioned entity: `get`, `insert`, `update`,
 //! `delete`, `filter`, `page`, `select`, `stream`.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
 use roster_entity::Versioned;
@@ -27,7 +29,10 @@ impl Store {
         E: StoreEntity,
     {
         if self.tx.is_none() {
-            return Ok(E::loader(&self.loaders).load(id).await?);
+            return Ok(E::loader(&self.loaders)
+                .load(id)
+                .await?
+                .map(Arc::unwrap_or_clone));
         }
         find_by_id::<E, _>(&self.connection(), id)
             .await
@@ -93,7 +98,8 @@ impl Store {
         };
         let cached = model.clone();
         self.after_write(move |loaders| {
-            E::loader(loaders).prime(E::id_of(&cached), Some(cached));
+            E::loader(loaders).prime(E::id_of(&cached), Some(Arc::new(cached)));
+            loaders.clear_keys();
             loaders.clear_relations();
         });
         Ok(model)
@@ -188,7 +194,8 @@ impl Store {
         };
         let cached = model.clone();
         self.after_write(move |loaders| {
-            E::loader(loaders).prime(E::id_of(&cached), Some(cached));
+            E::loader(loaders).prime(E::id_of(&cached), Some(Arc::new(cached)));
+            loaders.clear_keys();
             loaders.clear_relations();
         });
         Ok(model)
@@ -231,6 +238,7 @@ impl Store {
         }
         self.after_write(move |loaders| {
             E::loader(loaders).prime(id, None);
+            loaders.clear_keys();
             loaders.clear_relations();
         });
         Ok(())
@@ -292,7 +300,7 @@ impl Store {
         if self.tx.is_none() {
             let loader = E::loader(&self.loaders);
             for row in &rows {
-                loader.prime(E::id_of(row), Some(row.clone()));
+                loader.prime(E::id_of(row), Some(Arc::new(row.clone())));
             }
         }
         Ok(rows)
@@ -336,7 +344,10 @@ impl Store {
             Ok(Some(current)) => {
                 let stored = E::lastchange_of(&current);
                 let cached = current.clone();
-                self.after_write(move |loaders| E::loader(loaders).prime(id, Some(cached)));
+                self.after_write(move |loaders| {
+                    E::loader(loaders).prime(id, Some(Arc::new(cached)));
+                    loaders.clear_keys();
+                });
                 Error::Conflict(Box::new(Conflict::new(
                     E::TABLE,
                     id,

@@ -1,21 +1,26 @@
 //! [`Loaders`]: the set of loaders one request uses, sharing one
-//! [`LoaderScope`] and one set of metrics.
+//! [`LoaderScope`] and one set of metrics: rows by id, rows by their other
+//! unique keys (which prime the by-id loaders), and related rows.
 
 use std::sync::Arc;
 
 use roster_entity::{group, grouptype, user, users_groups};
 use roster_loader::{
-    EntitySource, Loader, LoaderMetrics, LoaderOptions, LoaderScope, RelationSource,
+    EntitySource, Key, Loader, LoaderMetrics, LoaderOptions, LoaderScope, RelationSource,
 };
 use sea_orm::{DatabaseConnection, Order};
 
-/// One request's loaders: rows by id and the related rows of the directory.
+/// One request's loaders: rows by id, rows by the keys other systems know
+/// them by, and the related rows of the directory.
 ///
 /// Make one per request (it is cheap: a few `Arc`s) and hand it to the
 /// [`Store`](crate::Store) and to every resolver of that request; writes
 /// through the store keep these caches current (read-your-writes).
 ///
-/// The relation loaders return related rows ordered by id.
+/// The relation loaders return related rows ordered by id. A row loaded by a
+/// key (`users_by_email`, …) also primes the by-id loader of its table, so
+/// loading it again by id costs no statement. Text keys compare byte for
+/// byte, as Roster's columns do.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -36,12 +41,21 @@ pub struct Loaders {
     pub groups: Loader<group::Model>,
     /// `grouptypes` by id (also a group's type, by `grouptype_id`).
     pub group_types: Loader<grouptype::Model>,
+    /// `users` by `externalId` (the lowest id wins if several share one).
+    pub users_by_external_id: Loader<user::Model, i64>,
+    /// `users` by `email`, exactly as stored (the lowest id wins if several
+    /// share one).
+    pub users_by_email: Loader<user::Model, String>,
+    /// `groups` by `externalId` (the lowest id wins if several share one).
+    pub groups_by_external_id: Loader<group::Model, String>,
+    /// `users_groups` rows by `(user_id, group_id)`.
+    pub memberships: Loader<users_groups::Model, (i64, i64)>,
     /// A user's groups, by user id (M:N through `users_groups`).
-    pub groups_of_user: Loader<Vec<group::Model>>,
+    pub groups_of_user: Loader<Vec<Arc<group::Model>>>,
     /// A group's users, by group id (M:N through `users_groups`).
-    pub users_of_group: Loader<Vec<user::Model>>,
+    pub users_of_group: Loader<Vec<Arc<user::Model>>>,
     /// A group type's groups, by group type id.
-    pub groups_of_type: Loader<Vec<group::Model>>,
+    pub groups_of_type: Loader<Vec<Arc<group::Model>>>,
     metrics: Arc<LoaderMetrics>,
 }
 
@@ -55,23 +69,47 @@ impl Loaders {
     /// shared by every request of a server, for export).
     pub fn with_metrics(db: DatabaseConnection, metrics: Arc<LoaderMetrics>) -> Self {
         let scope = LoaderScope::new();
-        fn options<T: Clone + Send + Sync + 'static>(
+        fn options<V: Send + Sync + 'static, K: Key>(
             scope: &LoaderScope,
             metrics: &Arc<LoaderMetrics>,
-        ) -> LoaderOptions<T> {
+        ) -> LoaderOptions<V, K> {
             LoaderOptions::new()
                 .scope(scope.clone())
                 .metrics(metrics.clone())
         }
+        let users = Loader::with_options(
+            EntitySource::<user::Entity>::new(db.clone()),
+            options(&scope, &metrics),
+        );
+        let groups = Loader::with_options(
+            EntitySource::<group::Entity>::new(db.clone()),
+            options(&scope, &metrics),
+        );
         Self {
-            users: Loader::with_options(
-                EntitySource::<user::Entity>::new(db.clone()),
+            users_by_external_id: Loader::with_options(
+                EntitySource::<user::Entity, i64>::unique(db.clone(), user::Column::ExternalId),
+                options(&scope, &metrics).primes(&users, |u| u.id),
+            ),
+            users_by_email: Loader::with_options(
+                EntitySource::<user::Entity, String>::unique(db.clone(), user::Column::Email),
+                options(&scope, &metrics).primes(&users, |u| u.id),
+            ),
+            groups_by_external_id: Loader::with_options(
+                EntitySource::<group::Entity, String>::unique(
+                    db.clone(),
+                    group::Column::ExternalId,
+                ),
+                options(&scope, &metrics).primes(&groups, |g| g.id),
+            ),
+            memberships: Loader::with_options(
+                EntitySource::<users_groups::Entity, (i64, i64)>::unique(
+                    db.clone(),
+                    (users_groups::Column::UserId, users_groups::Column::GroupId),
+                ),
                 options(&scope, &metrics),
             ),
-            groups: Loader::with_options(
-                EntitySource::<group::Entity>::new(db.clone()),
-                options(&scope, &metrics),
-            ),
+            users,
+            groups,
             group_types: Loader::with_options(
                 EntitySource::<grouptype::Entity>::new(db.clone()),
                 options(&scope, &metrics),
@@ -117,11 +155,21 @@ impl Loaders {
         self.users.clear_all();
         self.groups.clear_all();
         self.group_types.clear_all();
+        self.clear_keys();
         self.clear_relations();
+    }
+
+    /// Empties the caches by key (`users_by_email`, …): a write may have
+    /// moved a key from one row to another.
+    pub fn clear_keys(&self) {
+        self.users_by_external_id.clear_all();
+        self.users_by_email.clear_all();
+        self.groups_by_external_id.clear_all();
     }
 
     /// Empties the relation caches (membership or group-type changes).
     pub fn clear_relations(&self) {
+        self.memberships.clear_all();
         self.groups_of_user.clear_all();
         self.users_of_group.clear_all();
         self.groups_of_type.clear_all();

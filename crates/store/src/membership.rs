@@ -51,8 +51,9 @@ impl Store {
         };
         if added {
             self.after_write(move |loaders| {
-                loaders.groups_of_user.clear(user_id);
-                loaders.users_of_group.clear(group_id);
+                loaders.groups_of_user.clear(&user_id);
+                loaders.users_of_group.clear(&group_id);
+                loaders.memberships.clear(&(user_id, group_id));
             });
         }
         Ok(added)
@@ -72,8 +73,9 @@ impl Store {
             > 0;
         if removed {
             self.after_write(move |loaders| {
-                loaders.groups_of_user.clear(user_id);
-                loaders.users_of_group.clear(group_id);
+                loaders.groups_of_user.clear(&user_id);
+                loaders.users_of_group.clear(&group_id);
+                loaders.memberships.clear(&(user_id, group_id));
             });
         }
         Ok(removed)

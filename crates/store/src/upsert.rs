@@ -179,6 +179,7 @@ macro_rules! versioned_upsert {
             }
             fn invalidate(loaders: &Loaders) {
                 loaders.$loader.clear_all();
+                loaders.clear_keys();
                 loaders.clear_relations();
             }
         }

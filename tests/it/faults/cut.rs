@@ -1,5 +1,7 @@
 //! Connections cut: under 1,000 in-flight loads, and inside a transaction.
 
+use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -13,7 +15,7 @@ use tokio::task::JoinHandle;
 use super::{ACQUIRE, pool, recover, report, within};
 use crate::fixtures;
 
-type LoadTask = JoinHandle<(i64, roster::loader::Result<Option<user::Model>>)>;
+type LoadTask = JoinHandle<(i64, roster::loader::Result<Option<Arc<user::Model>>>)>;
 
 /// Ten requests (each with loaders of its own, so ten batches competing
 /// for the pool) of 100 loads each: users 1..=1000.

@@ -18,7 +18,10 @@ async fn thousand_concurrent_loads_make_one_statement(db: &TestDb) {
     let loaded = join_all((1..=1000).map(|id| loader.load(id))).await;
     for (id, result) in (1..=1000).zip(loaded) {
         let user = result.expect("load").expect("present");
-        assert_eq!((user.id, user.name), (id, Some(format!("user {id}"))));
+        assert_eq!(
+            (user.id, user.name.clone()),
+            (id, Some(format!("user {id}")))
+        );
     }
     // 1,000 ids fit one `= ANY($1)` and one padded IN list (1,024 <= 4,096).
     assert_eq!(log.selects(), 1, "{:?}", log.all());
@@ -166,13 +169,16 @@ async fn prime_and_clear_control_the_cache(db: &TestDb) {
     fixtures::seed_users(db.conn(), 1..=2).await;
     let (conn, log) = db.logged_conn().await;
     let loader = users(&conn);
-    let mut written = loader.load(1).await.expect("load").expect("present");
+    let mut written = fixtures::owned(loader.load(1).await.expect("load")).expect("present");
     written.name = Some("renamed in this request".into());
-    loader.prime(1, Some(written.clone()));
-    assert_eq!(loader.load(1).await.expect("load"), Some(written));
+    loader.prime(1, Some(std::sync::Arc::new(written.clone())));
+    assert_eq!(
+        fixtures::owned(loader.load(1).await.expect("load")),
+        Some(written)
+    );
     assert_eq!(log.selects(), 1);
 
-    loader.clear(1);
+    loader.clear(&1);
     let fresh = loader.load(1).await.expect("load").expect("present");
     assert_eq!(
         fresh.name.as_deref(),

@@ -1,6 +1,8 @@
 //! Relation loaders: one statement per level of a nested fan-out, ordering
 //! and per-parent limits in SQL.
 
+use std::sync::Arc;
+
 use futures::future::join_all;
 use roster::entity::prelude::{Group, User};
 use roster::entity::{group, grouptype, user, users_groups};
@@ -40,8 +42,8 @@ async fn seed(conn: &DatabaseConnection) {
 
 struct Loaders {
     kind: Loader<grouptype::Model>,
-    users_of_group: Loader<Vec<user::Model>>,
-    groups_of_user: Loader<Vec<group::Model>>,
+    users_of_group: Loader<Vec<Arc<user::Model>>>,
+    groups_of_user: Loader<Vec<Arc<group::Model>>>,
 }
 
 /// The loaders of one request, sharing one scope.
@@ -106,7 +108,11 @@ async fn three_level_fan_out_issues_one_statement_per_level(db: &TestDb) {
         async move {
             let (kind, nested) =
                 tokio::join!(l.kind.load(g.grouptype_id.expect("typed")), users_field);
-            (g.id, kind.expect("kind").and_then(|k| k.name), nested)
+            (
+                g.id,
+                kind.expect("kind").and_then(|k| k.name.clone()),
+                nested,
+            )
         }
     }))
     .await;
@@ -172,7 +178,12 @@ async fn order_and_limit_per_parent_apply_in_sql(db: &TestDb) {
             .expect("groups");
         all.sort_by(|a, b| b.name.cmp(&a.name).then(a.id.cmp(&b.id)));
         all.truncate(2);
-        assert_eq!(groups.unwrap_or_default(), all, "user {}", person.id);
+        assert_eq!(
+            fixtures::owned_rows(groups).unwrap_or_default(),
+            all,
+            "user {}",
+            person.id
+        );
     }
 }
 
@@ -195,7 +206,7 @@ async fn has_many_gives_every_parent_its_children(db: &TestDb) {
 
     let sizes: Vec<usize> = loaded
         .iter()
-        .map(|g| g.as_ref().map_or(99, Vec::len))
+        .map(|g| g.as_ref().map_or(99, |g| g.len()))
         .collect();
     assert_eq!(
         sizes,
@@ -203,7 +214,7 @@ async fn has_many_gives_every_parent_its_children(db: &TestDb) {
         "type 4 and the unknown type have none"
     );
     for (kind, groups) in kinds.iter().zip(&loaded) {
-        let groups = groups.as_deref().unwrap_or_default();
+        let groups = fixtures::owned_rows(groups.clone()).unwrap_or_default();
         assert!(groups.iter().all(|g| g.grouptype_id == Some(kind.id)));
         assert!(
             groups.windows(2).all(|w| w[0].name <= w[1].name),
@@ -213,9 +224,9 @@ async fn has_many_gives_every_parent_its_children(db: &TestDb) {
 
     // A group added in the request is found after clearing its parent.
     let extra = fixtures::group(db.conn(), "group 99", Some(kinds[3].id)).await;
-    groups_of_kind.clear(kinds[3].id);
+    groups_of_kind.clear(&kinds[3].id);
     let fresh = groups_of_kind.load(kinds[3].id).await.expect("load");
-    assert_eq!(fresh, Some(vec![extra.clone()]));
+    assert_eq!(fixtures::owned_rows(fresh), Some(vec![extra.clone()]));
     extra.delete(db.conn()).await.expect("delete");
 }
 
