@@ -3,6 +3,7 @@
 
 mod batching;
 mod failures;
+mod keys;
 mod relations;
 
 use roster::entity::user;
