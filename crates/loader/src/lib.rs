@@ -3,24 +3,33 @@
 //! `SELECT … WHERE id = ANY($1)` (PostgreSQL) or `IN (…)` per batch, and the
 //! answers are cached for the rest of the request.
 //!
+//! - Any key: row ids (`i64`, the default), unique columns (`String`
+//!   e-mail addresses), pairs (`(user_id, group_id)`).
 //! - No timer: a batch is dispatched once the runtime has run the other
 //!   ready tasks and the batch stopped growing, so a lone caller pays a
-//!   couple of task yields, not a batching window.
-//! - Duplicates are asked once; an id already in flight is awaited, not
-//!   re-queued; missing ids load (and cache) as `None`; errors reach every
-//!   waiter of the batch and are not cached.
+//!   couple of task yields, not a batching window. The batch's query runs
+//!   in the task of the load that opened it.
+//! - Duplicates are asked once; a key already in flight is awaited, not
+//!   re-queued; missing keys load (and cache) as `None`; errors reach every
+//!   waiter of the batch and are not cached. Answers are shared (`Arc`).
+//! - Nothing a caller does (dropping a load, a `load_many` failing on one
+//!   key) can leave a batch undispatched.
 //! - Stable SQL: one statement text on PostgreSQL, a dozen `IN`-list sizes
 //!   elsewhere; batches above a backend's parameter limit are split.
 //!
 //! # Layout
 //! - [`Loader`]: load, load_many, prime, clear; one per request.
-//! - [`LoaderOptions`]: cache on/off or your own [`Cache`], batch size, metrics.
+//! - [`Key`]: what a loader can be keyed by.
+//! - [`LoaderOptions`]: cache on/off or your own [`Cache`], batch size,
+//!   metrics, a time limit, loaders to prime with every batch.
 //! - [`LoaderScope`]: shared by a request's loaders, so batches wait for
 //!   loads that another batch has just answered.
-//! - [`BatchSource`]: what answers a batch; [`EntitySource`] (rows by key) and
-//!   [`RelationSource`] (related rows by parent, 1:N and M:N).
+//! - [`BatchSource`]: what answers a batch; [`EntitySource`] (rows by
+//!   primary key or any unique key) and [`RelationSource`] (related rows by
+//!   parent, 1:N and M:N).
 //! - [`LoaderMetrics`]: counters and histograms to export.
-//! - [`sql`]: how ids become a stable `WHERE` clause.
+//! - [`sql`]: how keys become a stable `WHERE` clause ([`ScalarKey`],
+//!   [`SqlKey`]).
 //!
 //! # Example: a GraphQL-style fan-out
 //! Groups, their users, and those users' groups: one statement per level,
@@ -54,11 +63,11 @@
 //! // Level 1: the users of groups 1 and 2, loaded concurrently (one statement).
 //! let members = try_join_all([1, 2].map(|g| users_of_group.load(g))).await?;
 //! // Level 2: every member's groups, again concurrently (one statement).
-//! let member_ids: Vec<i64> = members.iter().flatten().flatten().map(|u| u.id).collect();
+//! let member_ids: Vec<i64> = members.iter().flatten().flat_map(|users| users.iter().map(|u| u.id)).collect();
 //! let their_groups = try_join_all(member_ids.iter().map(|&u| groups_of_user.load(u))).await?;
 //!
 //! assert_eq!(member_ids, [10, 11, 11]);
-//! assert_eq!(their_groups[1].as_ref().map(Vec::len), Some(2)); // Bob is in both groups
+//! assert_eq!(their_groups[1].as_ref().map(|g| g.len()), Some(2)); // Bob is in both groups
 //! assert_eq!(users_of_group.metrics().snapshot().statements, 1);
 //! // Bob was asked for twice but queried once.
 //! assert_eq!(groups_of_user.metrics().snapshot().statements, 1);

@@ -37,17 +37,16 @@
 
 mod batch;
 mod run;
+mod state;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::future::try_join_all;
 
-use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::metrics::LoaderMetrics;
@@ -56,6 +55,7 @@ use crate::scope::LoaderScope;
 use crate::source::BatchSource;
 
 use batch::{Batch, BatchResult, Waiter};
+use state::{CachePolicy, Claim, State};
 
 /// A batching, caching loader of values by key, for one request.
 ///
@@ -106,44 +106,6 @@ struct Shared<V, K> {
     state: Mutex<State<V, K>>,
 }
 
-struct State<V, K> {
-    cache: Option<Box<dyn Cache<V, K>>>,
-    in_flight: HashMap<K, Flight<V, K>>,
-    open: Option<Open<V, K>>,
-    counts: Counts,
-}
-
-/// Which batch answers a key in flight, and whether its answer may be
-/// cached (not if the key was primed while its batch was still forming).
-struct Flight<V, K> {
-    batch: Arc<Batch<V, K>>,
-    cache_answer: bool,
-}
-
-/// The batch being filled, and its keys so far.
-struct Open<V, K> {
-    batch: Arc<Batch<V, K>>,
-    keys: Vec<K>,
-}
-
-/// Metrics counted under the lock, added to [`LoaderMetrics`] per batch.
-#[derive(Default)]
-struct Counts {
-    loads: u64,
-    cache_hits: u64,
-    deduplicated: u64,
-}
-
-/// Where one key's answer comes from.
-enum Claim<V, K> {
-    /// The cache had it.
-    Ready(Option<Arc<V>>),
-    /// A batch already asks for it (or it was just added to the open one).
-    Join(Arc<Batch<V, K>>),
-    /// It opened a new batch, which the caller drives.
-    Open(Arc<Batch<V, K>>),
-}
-
 fn lock<U>(mutex: &Mutex<U>) -> MutexGuard<'_, U> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -168,12 +130,11 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
                 scope: options.scope,
                 timeout: options.timeout,
                 after_batch: options.after_batch,
-                state: Mutex::new(State {
-                    cache: options.cache,
-                    in_flight: HashMap::new(),
-                    open: None,
-                    counts: Counts::default(),
-                }),
+                state: Mutex::new(State::new(match options.cache {
+                    crate::options::CacheChoice::Map => CachePolicy::Map,
+                    crate::options::CacheChoice::Custom(cache) => CachePolicy::Custom(cache),
+                    crate::options::CacheChoice::Off => CachePolicy::Off,
+                })),
             }),
         }
     }
@@ -198,22 +159,22 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
         let shared = &self.shared;
         let claim = {
             let mut state = lock(&shared.state);
-            let claim = state.claim(key.clone(), shared.max_batch);
-            if let Claim::Join(batch) | Claim::Open(batch) = &claim {
+            let claim = state.claim(key, shared.max_batch);
+            if let Claim::Join(batch, _) | Claim::Open(batch, _) = &claim {
                 batch.add_waiter();
             }
             claim
         };
-        let (batch, opened) = match claim {
+        let (batch, index, opened) = match claim {
             Claim::Ready(value) => return Ok(value),
-            Claim::Join(batch) => (batch, false),
-            Claim::Open(batch) => (batch, true),
+            Claim::Join(batch, index) => (batch, index, false),
+            Claim::Open(batch, index) => (batch, index, true),
         };
         let waiter = Waiter::adopt(batch, &shared.scope);
         if opened {
             run::drive(shared, &waiter.batch).await?;
         }
-        answer(waiter.wait().await, &key)
+        answer(waiter.wait().await, index)
     }
 
     /// Loads many keys at once: the answers in input order, `None` for keys
@@ -229,8 +190,8 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
             return Ok(Vec::new());
         }
         let shared = &self.shared;
-        // Per key: its answer, or the index of the batch that has it.
-        let mut slots: Vec<Result<Option<Arc<V>>, usize>> = Vec::with_capacity(keys.len());
+        // Per key: its answer, or which batch has it at which position.
+        let mut slots: Vec<Result<Option<Arc<V>>, (usize, usize)>> = Vec::with_capacity(keys.len());
         // The distinct batches, and whether this call opened them.
         let mut batches: Vec<(Arc<Batch<V, K>>, bool)> = Vec::new();
         // Batch address -> index, once there are too many to scan.
@@ -238,13 +199,13 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
         {
             let mut state = lock(&shared.state);
             for key in keys {
-                let (batch, opened) = match state.claim(key.clone(), shared.max_batch) {
+                let (batch, position, opened) = match state.claim(key.clone(), shared.max_batch) {
                     Claim::Ready(value) => {
                         slots.push(Ok(value));
                         continue;
                     }
-                    Claim::Join(batch) => (batch, false),
-                    Claim::Open(batch) => (batch, true),
+                    Claim::Join(batch, position) => (batch, position, false),
+                    Claim::Open(batch, position) => (batch, position, true),
                 };
                 let index = match find_batch(&batches, &mut by_address, &batch) {
                     Some(index) => index,
@@ -254,7 +215,7 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
                         batches.len() - 1
                     }
                 };
-                slots.push(Err(index));
+                slots.push(Err((index, position)));
             }
         }
         let waiters: Vec<(Waiter<'_, V, K>, bool)> = batches
@@ -271,16 +232,18 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
             }
         }))
         .await?;
-        keys.iter()
-            .zip(slots)
-            .map(|(key, slot)| match slot {
+        slots
+            .into_iter()
+            .map(|slot| match slot {
                 Ok(value) => Ok(value),
-                Err(index) => match waiters.get(index).and_then(|(w, _)| w.batch.result()) {
-                    Some(result) => answer(result, key),
-                    None => Err(Error::BatchVanished {
-                        source_name: shared.name,
-                    }),
-                },
+                Err((index, position)) => {
+                    match waiters.get(index).and_then(|(w, _)| w.batch.result()) {
+                        Some(result) => answer(result, position),
+                        None => Err(Error::BatchVanished {
+                            source_name: shared.name,
+                        }),
+                    }
+                }
             })
             .collect()
     }
@@ -296,32 +259,18 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
     pub fn prime_many(&self, entries: impl IntoIterator<Item = (K, Option<Arc<V>>)>) {
         let mut state = lock(&self.shared.state);
         for (key, value) in entries {
-            state.forget_flight(&key, false);
-            if let Some(cache) = &mut state.cache {
-                cache.insert(key, value);
-            }
+            state.prime(key, value);
         }
     }
 
     /// Forgets `key`: the next load asks the source again.
     pub fn clear(&self, key: &K) {
-        let mut state = lock(&self.shared.state);
-        state.forget_flight(key, true);
-        if let Some(cache) = &mut state.cache {
-            cache.remove(key);
-        }
+        lock(&self.shared.state).clear(key);
     }
 
     /// Forgets everything cached or in flight.
     pub fn clear_all(&self) {
-        let mut state = lock(&self.shared.state);
-        state.in_flight.retain(|_, flight| {
-            flight.cache_answer = true;
-            !flight.batch.is_sealed()
-        });
-        if let Some(cache) = &mut state.cache {
-            cache.clear();
-        }
+        lock(&self.shared.state).clear_all();
     }
 }
 
@@ -352,117 +301,20 @@ fn find_batch<V, K>(
     found
 }
 
-/// `key`'s answer in a batch's result.
-fn answer<V, K: Key>(result: &BatchResult<V, K>, key: &K) -> Result<Option<Arc<V>>> {
+/// The answer at `position` in a batch's result.
+fn answer<V>(result: &BatchResult<V>, position: usize) -> Result<Option<Arc<V>>> {
     match result {
-        Ok(answers) => Ok(answers.get(key).cloned()),
+        Ok(answers) => Ok(answers.get(position).cloned().flatten()),
         Err(e) => Err(e.clone()),
-    }
-}
-
-impl<V: 'static, K: Key> State<V, K> {
-    /// Finds `key` in the cache or in flight, or adds it to the open batch
-    /// (opening one if needed; sealing it once it holds `max_batch` keys).
-    fn claim(&mut self, key: K, max_batch: usize) -> Claim<V, K> {
-        let State {
-            cache,
-            in_flight,
-            open,
-            counts,
-        } = self;
-        counts.loads += 1;
-        if let Some(cache) = cache
-            && let Some(hit) = cache.get(&key)
-        {
-            counts.cache_hits += 1;
-            return Claim::Ready(hit);
-        }
-        let vacant = match in_flight.entry(key) {
-            Entry::Occupied(flight) => {
-                counts.deduplicated += 1;
-                return Claim::Join(Arc::clone(&flight.get().batch));
-            }
-            Entry::Vacant(vacant) => vacant,
-        };
-        let opened = open.is_none();
-        let filling = open.get_or_insert_with(|| Open {
-            batch: Arc::new(Batch::new()),
-            keys: Vec::new(),
-        });
-        filling.keys.push(vacant.key().clone());
-        filling.batch.set_len(filling.keys.len());
-        let batch = Arc::clone(&filling.batch);
-        vacant.insert(Flight {
-            batch: Arc::clone(&batch),
-            cache_answer: true,
-        });
-        if filling.keys.len() >= max_batch
-            && let Some(full) = open.take()
-        {
-            full.batch.seal(full.keys);
-        }
-        if opened {
-            Claim::Open(batch)
-        } else {
-            Claim::Join(batch)
-        }
-    }
-
-    /// A key was primed (`cache_answer: false`) or cleared (`true`): a batch
-    /// still forming keeps the key (asking twice in one call would break the
-    /// source's contract) and caches its answer only after a clear; a batch
-    /// already sealed lets the key go, so the next load starts afresh.
-    fn forget_flight(&mut self, key: &K, cache_answer: bool) {
-        if let Some(flight) = self.in_flight.get_mut(key) {
-            if flight.batch.is_sealed() {
-                self.in_flight.remove(key);
-            } else {
-                flight.cache_answer = cache_answer;
-            }
-        }
-    }
-
-    /// Seals `batch` if it is the open one.
-    fn seal(&mut self, batch: &Arc<Batch<V, K>>) {
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|open| Arc::ptr_eq(&open.batch, batch))
-            && let Some(open) = self.open.take()
-        {
-            open.batch.seal(open.keys);
-        }
-    }
-
-    /// Forgets every trace of `batch` (it will not be asked).
-    fn discard(&mut self, batch: &Arc<Batch<V, K>>) {
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|open| Arc::ptr_eq(&open.batch, batch))
-        {
-            self.open = None;
-        }
-        self.in_flight
-            .retain(|_, flight| !Arc::ptr_eq(&flight.batch, batch));
-    }
-
-    fn flush_counts(&mut self, metrics: &LoaderMetrics) {
-        let counts = std::mem::take(&mut self.counts);
-        metrics.loads(counts.loads, counts.cache_hits, counts.deduplicated);
     }
 }
 
 impl<V, K> Drop for Shared<V, K> {
     fn drop(&mut self) {
-        let counts = std::mem::take(
-            &mut self
-                .state
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .counts,
-        );
-        self.metrics
-            .loads(counts.loads, counts.cache_hits, counts.deduplicated);
+        self.state
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .counts
+            .flush(&self.metrics);
     }
 }

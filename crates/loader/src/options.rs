@@ -1,11 +1,10 @@
 //! [`LoaderOptions`]: cache on/off or your own cache, batch size, metrics,
 //! a time limit per batch, and loaders to prime with each batch's rows.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, MapCache};
+use crate::cache::Cache;
 use crate::key::Key;
 use crate::loader::Loader;
 use crate::metrics::LoaderMetrics;
@@ -14,11 +13,37 @@ use crate::scope::LoaderScope;
 /// The default maximum number of distinct keys in one batch.
 pub const DEFAULT_MAX_BATCH: usize = 10_000;
 
-/// A batch's answers: every key found, with its shared value.
-pub type Answers<V, K = i64> = HashMap<K, Arc<V>>;
+/// A successful batch's answers, as [`LoaderOptions::after_batch`] hooks
+/// see them.
+pub struct Answers<'a, V, K = i64> {
+    pub(crate) keys: &'a [K],
+    pub(crate) values: &'a [Option<Arc<V>>],
+}
+
+impl<'a, V, K> Answers<'a, V, K> {
+    /// Every key the batch asked for, with its value if it has one.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a K, Option<&'a Arc<V>>)> + 'a {
+        self.keys.iter().zip(self.values.iter().map(Option::as_ref))
+    }
+
+    /// The values found.
+    pub fn values(&self) -> impl Iterator<Item = &'a Arc<V>> + 'a {
+        self.values.iter().flatten()
+    }
+}
 
 /// Called with each successful batch's answers, before its waiters resume.
-pub(crate) type AfterBatch<V, K> = Arc<dyn Fn(&Answers<V, K>) + Send + Sync>;
+pub(crate) type AfterBatch<V, K> = Arc<dyn Fn(&Answers<'_, V, K>) + Send + Sync>;
+
+/// Where a loader caches its answers.
+pub(crate) enum CacheChoice<V, K> {
+    /// In the loader's own map (the default, like [`MapCache`](crate::MapCache)).
+    Map,
+    /// In the caller's cache.
+    Custom(Box<dyn Cache<V, K>>),
+    /// Nowhere.
+    Off,
+}
 
 /// How a [`Loader`] behaves.
 ///
@@ -33,7 +58,7 @@ pub(crate) type AfterBatch<V, K> = Arc<dyn Fn(&Answers<V, K>) + Send + Sync>;
 /// # let _ = options;
 /// ```
 pub struct LoaderOptions<V, K = i64> {
-    pub(crate) cache: Option<Box<dyn Cache<V, K>>>,
+    pub(crate) cache: CacheChoice<V, K>,
     pub(crate) max_batch: usize,
     pub(crate) metrics: Arc<LoaderMetrics>,
     pub(crate) scope: LoaderScope,
@@ -44,7 +69,7 @@ pub struct LoaderOptions<V, K = i64> {
 impl<V: Send + Sync + 'static, K: Key> Default for LoaderOptions<V, K> {
     fn default() -> Self {
         Self {
-            cache: Some(Box::new(MapCache::default())),
+            cache: CacheChoice::Map,
             max_batch: DEFAULT_MAX_BATCH,
             metrics: Arc::new(LoaderMetrics::new()),
             scope: LoaderScope::new(),
@@ -55,22 +80,27 @@ impl<V: Send + Sync + 'static, K: Key> Default for LoaderOptions<V, K> {
 }
 
 impl<V: Send + Sync + 'static, K: Key> LoaderOptions<V, K> {
-    /// The defaults: a per-request [`MapCache`], batches of at most
+    /// The defaults: a per-request cache (a map, like
+    /// [`MapCache`](crate::MapCache)), batches of at most
     /// [`DEFAULT_MAX_BATCH`] keys, metrics of the loader's own, no time limit.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Turns caching on (with a fresh [`MapCache`]) or off. Without a cache,
+    /// Turns caching on (the loader's own map) or off. Without a cache,
     /// concurrent loads still share a batch, but every later load asks again.
     pub fn cache_enabled(mut self, enabled: bool) -> Self {
-        self.cache = enabled.then(|| Box::new(MapCache::default()) as Box<dyn Cache<V, K>>);
+        self.cache = if enabled {
+            CacheChoice::Map
+        } else {
+            CacheChoice::Off
+        };
         self
     }
 
-    /// Uses `cache` instead of the default map (e.g. a bounded cache).
+    /// Uses `cache` instead of the loader's own map (e.g. a bounded cache).
     pub fn cache(mut self, cache: impl Cache<V, K>) -> Self {
-        self.cache = Some(Box::new(cache));
+        self.cache = CacheChoice::Custom(Box::new(cache));
         self
     }
 
@@ -110,7 +140,10 @@ impl<V: Send + Sync + 'static, K: Key> LoaderOptions<V, K> {
 
     /// Calls `hook` with every successful batch's answers, before the
     /// batch's callers resume (e.g. to prime another loader with the rows).
-    pub fn after_batch(mut self, hook: impl Fn(&Answers<V, K>) + Send + Sync + 'static) -> Self {
+    pub fn after_batch(
+        mut self,
+        hook: impl Fn(&Answers<'_, V, K>) + Send + Sync + 'static,
+    ) -> Self {
         self.after_batch.push(Arc::new(hook));
         self
     }

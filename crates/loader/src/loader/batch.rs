@@ -7,11 +7,11 @@ use std::time::Instant;
 use tokio::sync::SetOnce;
 
 use crate::error::Error;
-use crate::options::Answers;
 use crate::scope::LoaderScope;
 
-/// What a batch answers: every key found, or the error every waiter gets.
-pub(crate) type BatchResult<V, K> = Result<Answers<V, K>, Error>;
+/// What a batch answers: each key's value by its position in the batch, or
+/// the error every waiter gets.
+pub(crate) type BatchResult<V> = Result<Vec<Option<std::sync::Arc<V>>>, Error>;
 
 /// The bit of [`Batch::waiters`] set once the batch has answered.
 const ANSWERED: usize = 1 << (usize::BITS - 1);
@@ -29,7 +29,7 @@ pub(crate) struct Batch<V, K> {
     /// `load_many`), and the [`ANSWERED`] bit. One word, so that "answered"
     /// and "how many were waiting" are read together.
     waiters: AtomicUsize,
-    result: SetOnce<BatchResult<V, K>>,
+    result: SetOnce<BatchResult<V>>,
 }
 
 impl<V, K> Batch<V, K> {
@@ -78,13 +78,13 @@ impl<V, K> Batch<V, K> {
     }
 
     /// The answer, once there is one.
-    pub(crate) fn result(&self) -> Option<&BatchResult<V, K>> {
+    pub(crate) fn result(&self) -> Option<&BatchResult<V>> {
         self.result.get()
     }
 
     /// Answers the batch (the first answer wins) and counts its waiters as
     /// pending wake-ups in `scope` until each resumes.
-    pub(crate) fn answer(&self, result: BatchResult<V, K>, scope: &LoaderScope) {
+    pub(crate) fn answer(&self, result: BatchResult<V>, scope: &LoaderScope) {
         if self.result.set(result).is_err() {
             return;
         }
@@ -110,7 +110,7 @@ impl<'a, V, K> Waiter<'a, V, K> {
     }
 
     /// Waits for the batch's answer.
-    pub(crate) async fn wait(&self) -> &BatchResult<V, K> {
+    pub(crate) async fn wait(&self) -> &BatchResult<V> {
         self.batch.result.wait().await
     }
 }

@@ -24,12 +24,13 @@ const MAX_YIELDS: usize = 64;
 /// from another worker while this one polls; a second round covers them.
 const QUIET_YIELDS: usize = 2;
 
-/// A batch's query, boxed so that it can move to a spawned task mid-way.
+/// A batch's work (coalescing, then its query), boxed so that it can move
+/// to a spawned task mid-way.
 type Running = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Coalesces `batch` (opened by the caller), then seals it and runs its
-/// query in the caller's task. If the caller's future is dropped first, the
-/// batch is handed off (see [`Driver`]).
+/// Drives `batch` (opened by the caller) in the caller's task: coalesces,
+/// then seals it and runs its query. If the caller's future is dropped
+/// first, the batch is handed off (see [`Driver`]).
 pub(super) async fn drive<V: Send + Sync + 'static, K: Key>(
     shared: &Arc<Shared<V, K>>,
     batch: &Arc<Batch<V, K>>,
@@ -44,9 +45,17 @@ pub(super) async fn drive<V: Send + Sync + 'static, K: Key>(
     if driver.runtime.is_none() {
         return Err(Error::NoRuntime);
     }
-    coalesce(shared, batch).await;
     driver.run().await;
     Ok(())
+}
+
+/// Coalesces, then runs the batch.
+async fn coalesce_and_run<V: Send + Sync + 'static, K: Key>(
+    shared: Arc<Shared<V, K>>,
+    batch: Arc<Batch<V, K>>,
+) {
+    coalesce(&shared, &batch).await;
+    run_batch(shared, batch).await;
 }
 
 /// Yields while the batch still grows (or the request still has loads about
@@ -58,7 +67,7 @@ async fn coalesce<V, K>(shared: &Shared<V, K>, batch: &Batch<V, K>) {
         if batch.is_sealed() || seen >= shared.max_batch {
             return;
         }
-        tokio::task::yield_now().await;
+        yield_now().await;
         let now = batch.len();
         if now != seen {
             seen = now;
@@ -74,6 +83,24 @@ async fn coalesce<V, K>(shared: &Shared<V, K>, batch: &Batch<V, K>) {
     }
 }
 
+/// Lets the runtime run this task's sibling futures and the other ready
+/// tasks once, then resumes: the task wakes itself and goes to the back of
+/// the run queue. (`tokio::task::yield_now` defers the wake-up until the
+/// worker has polled its I/O and timer drivers, a system call per yield;
+/// coalescing needs only the tasks that are already ready to run.)
+async fn yield_now() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+}
+
 /// The batch's driver: whatever happens to the future that owns it, the
 /// batch is answered. Dropped before it finished, it spawns the batch's
 /// query (continuing the one in flight, if any) on the runtime; dropped
@@ -87,9 +114,9 @@ struct Driver<'a, V: Send + Sync + 'static, K: Key> {
 }
 
 impl<V: Send + Sync + 'static, K: Key> Driver<'_, V, K> {
-    /// Runs the batch's query here, in the caller's task.
+    /// Coalesces and runs the batch here, in the caller's task.
     async fn run(&mut self) {
-        let running = self.running.insert(Box::pin(run_batch(
+        let running = self.running.insert(Box::pin(coalesce_and_run(
             Arc::clone(self.shared),
             Arc::clone(self.batch),
         )));
@@ -191,43 +218,52 @@ async fn run_batch<V: Send + Sync + 'static, K: Key>(
         statements = tracing::field::Empty,
         waited_us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
     );
-    let query = query(&shared, keys).instrument(span);
-    let result = match shared.timeout {
-        None => query.await,
-        Some(limit) => tokio::time::timeout(limit, query)
-            .await
-            .unwrap_or_else(|_elapsed| {
-                shared.metrics.failed_batch();
-                tracing::warn!(
-                    source = shared.name,
-                    keys = keys.len(),
-                    ?limit,
-                    "batch timed out"
-                );
-                Err(Error::Timeout {
-                    source_name: shared.name,
-                    ids: keys.len(),
-                    limit,
-                })
-            }),
+    let query = async {
+        match shared.timeout {
+            None => query(&shared, keys).await,
+            Some(limit) => tokio::time::timeout(limit, query(&shared, keys))
+                .await
+                .unwrap_or_else(|_elapsed| {
+                    shared.metrics.failed_batch();
+                    tracing::warn!(
+                        source = shared.name,
+                        keys = keys.len(),
+                        ?limit,
+                        "batch timed out"
+                    );
+                    Err(Error::Timeout {
+                        source_name: shared.name,
+                        ids: keys.len(),
+                        limit,
+                    })
+                }),
+        }
+    };
+    // A span costs an allocation and a lock per poll even when nobody
+    // listens: only when a subscriber wants it.
+    let result = if span.is_disabled() {
+        query.await
+    } else {
+        query.instrument(span).await
     };
     shared.finish(&batch, result);
 }
 
-/// Asks the source for `keys`, split into calls it can take.
+/// Asks the source for `keys`, split into calls it can take: each key's
+/// value by its position.
 async fn query<V: Send + Sync + 'static, K: Key>(
     shared: &Shared<V, K>,
     keys: &[K],
-) -> BatchResult<V, K> {
+) -> BatchResult<V> {
     let per_call = shared.source.max_ids_per_call().max(1);
-    let mut answers: Answers<V, K> = Answers::with_capacity(keys.len());
+    let mut answers: Vec<Option<Arc<V>>> = Vec::with_capacity(keys.len());
     let mut statements = 0_u64;
     for chunk in keys.chunks(per_call) {
         statements += 1;
         shared.metrics.statement();
         match shared.source.load(chunk).await {
-            Ok(found) => {
-                answers.extend(found.into_iter().map(|(key, value)| (key, Arc::new(value))))
+            Ok(mut found) => {
+                answers.extend(chunk.iter().map(|key| found.remove(key).map(Arc::new)))
             }
             Err(source) => {
                 shared.metrics.failed_batch();
@@ -248,29 +284,17 @@ async fn query<V: Send + Sync + 'static, K: Key>(
 impl<V: Send + Sync + 'static, K: Key> Shared<V, K> {
     /// Caches the answers of the keys this batch still owns, lets the
     /// `after_batch` hooks see them, then answers the waiters.
-    fn finish(&self, batch: &Arc<Batch<V, K>>, result: BatchResult<V, K>) {
+    fn finish(&self, batch: &Arc<Batch<V, K>>, result: BatchResult<V>) {
+        lock(&self.state).settle(batch, result.as_deref().ok());
+        if let Ok(values) = &result
+            && !self.after_batch.is_empty()
         {
-            let mut state = lock(&self.state);
-            let state = &mut *state;
-            for key in batch.keys() {
-                let Some(flight) = state.in_flight.remove(key) else {
-                    continue; // primed or cleared after sealing
-                };
-                if !Arc::ptr_eq(&flight.batch, batch) {
-                    // Cleared, then asked again by a newer batch.
-                    state.in_flight.insert(key.clone(), flight);
-                    continue;
-                }
-                if let (Ok(answers), Some(cache), true) =
-                    (&result, &mut state.cache, flight.cache_answer)
-                {
-                    cache.insert(key.clone(), answers.get(key).cloned());
-                }
-            }
-        }
-        if let Ok(answers) = &result {
+            let answers = Answers {
+                keys: batch.keys(),
+                values,
+            };
             for hook in &self.after_batch {
-                hook(answers);
+                hook(&answers);
             }
         }
         batch.answer(result, &self.scope);
