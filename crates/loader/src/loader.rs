@@ -190,8 +190,7 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
             return Ok(Vec::new());
         }
         let shared = &self.shared;
-        // Per key: its answer, or which batch has it at which position.
-        let mut slots: Vec<Result<Option<Arc<V>>, (usize, usize)>> = Vec::with_capacity(keys.len());
+        let mut slots: Vec<Slot<V>> = Vec::with_capacity(keys.len());
         // The distinct batches, and whether this call opened them.
         let mut batches: Vec<(Arc<Batch<V, K>>, bool)> = Vec::new();
         // Batch address -> index, once there are too many to scan.
@@ -273,6 +272,10 @@ impl<V: Send + Sync + 'static, K: Key> Loader<V, K> {
         lock(&self.shared.state).clear_all();
     }
 }
+
+/// A key of a `load_many`: its answer, or which of the call's batches has
+/// it at which position.
+type Slot<V> = Result<Option<Arc<V>>, (usize, usize)>;
 
 /// Where `batch` is in `batches`: a scan while there are a few (the usual
 /// case: one or two), an index by address beyond that.
