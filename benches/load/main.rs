@@ -10,8 +10,11 @@
 //!
 //! ```text
 //! cargo bench --bench load -- [--backend postgres|mysql|sqlite] [--seconds 60] [--clients 64]
-//!                               [--reads-only] [--no-write]
+//!                               [--reads-only] [--no-write] [--auth]
 //! ```
+//! `--auth` runs the server with `ROSTER_AUTH=jwt` (HS256) and every request
+//! carries a bearer token, which the server checks; the report then goes
+//! to `benches/LOAD-AUTH.md`, beside the run without it in `LOAD.md`.
 //! PostgreSQL and MariaDB are reached through `ROSTER_TEST_POSTGRES` /
 //! `ROSTER_TEST_MYSQL` (admin URLs, defaults as in the tests); the run uses a
 //! database `roster_load` there, dropped and created afresh.
@@ -33,8 +36,12 @@ struct Args {
     clients: usize,
     write: bool,
     reads_only: bool,
+    auth: bool,
     serve: Option<String>,
 }
+
+/// The HS256 secret of `--auth` runs (a benchmark's, protecting nothing).
+const BENCH_SECRET: &str = "roster-load-benchmark-secret-0123456789";
 
 fn args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -43,6 +50,7 @@ fn args() -> anyhow::Result<Args> {
         clients: 64,
         write: true,
         reads_only: false,
+        auth: false,
         serve: None,
     };
     let mut it = std::env::args().skip(1);
@@ -54,12 +62,13 @@ fn args() -> anyhow::Result<Args> {
             "--clients" => args.clients = value()?.parse()?,
             "--no-write" => args.write = false,
             "--reads-only" => args.reads_only = true,
+            "--auth" => args.auth = true,
             "--serve" => args.serve = Some(value()?),
             // Passed by `cargo bench`.
             "--bench" => {}
             other => bail!(
                 "unknown argument {other}; use --backend postgres|mysql|sqlite, \
-                 --seconds N, --clients N, --reads-only, --no-write"
+                 --seconds N, --clients N, --reads-only, --no-write, --auth"
             ),
         }
     }
@@ -70,15 +79,22 @@ fn main() -> anyhow::Result<()> {
     let args = args()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match &args.serve {
-        Some(url) => runtime.block_on(serve(url)),
+        Some(url) => runtime.block_on(serve(url, args.auth)),
         None => runtime.block_on(bench(&args)),
     }
 }
 
 /// Child mode: prepare (migrate, seed) and serve on an ephemeral port,
 /// printing `listening <addr>` once ready; stops when stdin closes.
-async fn serve(url: &str) -> anyhow::Result<()> {
-    let config = Config::new(url);
+async fn serve(url: &str, auth: bool) -> anyhow::Result<()> {
+    let config = Config {
+        auth: auth.then(|| server::AuthSettings::Jwt {
+            key: server::JwtKey::Secret(BENCH_SECRET.into()),
+            issuer: None,
+            audience: None,
+        }),
+        ..Config::new(url)
+    };
     let state = server::prepare(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening {}", listener.local_addr()?);
@@ -153,9 +169,13 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(url: &str) -> anyhow::Result<(ServerProcess, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--serve", url])
+fn start_server(url: &str, auth: bool) -> anyhow::Result<(ServerProcess, String)> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["--serve", url]);
+    if auth {
+        command.arg("--auth");
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -173,7 +193,7 @@ fn start_server(url: &str) -> anyhow::Result<(ServerProcess, String)> {
 
 async fn bench(args: &Args) -> anyhow::Result<()> {
     let (url, _dir) = fresh_database(&args.backend).await?;
-    let (server, base) = start_server(&url)?;
+    let (server, base) = start_server(&url, args.auth)?;
     let db = Database::connect(url.as_str()).await?;
     let before_memberships = driver::memberships(&db).await?;
     let memory_before = memory(&server.child);
@@ -182,6 +202,7 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         duration: Duration::from_secs(args.seconds),
         seed: 42,
         reads_only: args.reads_only,
+        token: args.auth.then(token).transpose()?,
     };
     eprintln!(
         "driving {base} ({}) with {} clients for {} s",
@@ -207,7 +228,11 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
     let text = markdown(args, &version, &report, &check, memory_before, memory_after)?;
     print!("{text}");
     if args.write {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD.md");
+        let path = if args.auth {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD-AUTH.md")
+        } else {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD.md")
+        };
         std::fs::write(path, &text)?;
         eprintln!("wrote {path}");
     }
@@ -218,6 +243,21 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         bail!("errors other than CONFLICT: {:?}", report.errors);
     }
     Ok(())
+}
+
+/// A token for the `--auth` run: both scopes, valid for a day.
+fn token() -> anyhow::Result<String> {
+    let claims = serde_json::json!({
+        "sub": "load-bench",
+        "scope": "roster:read roster:write",
+        "exp": jsonwebtoken::get_current_timestamp() + 86_400,
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(BENCH_SECRET.as_bytes())?;
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &key,
+    )?)
 }
 
 fn markdown(
@@ -234,15 +274,23 @@ fn markdown(
     writeln!(s)?;
     writeln!(
         s,
-        "Produced by `cargo bench --bench load -- --backend {} --seconds {} --clients {}` on \
+        "Produced by `cargo bench --bench load -- --backend {} --seconds {} --clients {}{}` on \
          {cores} cores, {version}, loopback; the server (release build, default `Config`: pool \
-         of 10, 5 s acquire, 10 s statement, 30 s request limits) runs in its own process on the \
+         of 10, 5 s acquire, 10 s statement, 30 s request limits; {}) runs in its own process on the \
          demo data (5 group types, 60 groups, 300 users, 900 memberships), the clients in \
          another. Mix per request: 55% nested read (`groups(limit: 10) {{ groupType users {{ \
          groups }} }}`), 20% update of one of 20 hot users (read its `lastchange`, then \
          `userUpdate`), 5% update with a stale `lastchange`, 10% `userInsert` + \
          `membershipAdd`, 10% `membershipAdd` of a random pair.",
-        args.backend, args.seconds, args.clients
+        args.backend,
+        args.seconds,
+        args.clients,
+        if args.auth { " --auth" } else { "" },
+        if args.auth {
+            "`ROSTER_AUTH=jwt`, HS256: every request carries a bearer token the server checks"
+        } else {
+            "authentication off"
+        }
     )?;
     writeln!(s)?;
     let overall = report.overall();
