@@ -225,7 +225,19 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         .and_then(|row| row.try_get_by_index::<String>(0).ok())
         .map(|v| v.split(" on ").next().unwrap_or_default().to_owned())
         .unwrap_or_default();
-    let text = markdown(args, &version, &report, &check, memory_before, memory_after)?;
+    let mut text = markdown(args, &version, &report, &check, memory_before, memory_after)?;
+    if args.auth {
+        let costs: Vec<String> = token_check_cost()?
+            .into_iter()
+            .map(|(name, micros)| format!("{name} {micros:.1} µs"))
+            .collect();
+        writeln!(
+            text,
+            "\nOne token check in-process (`Auth::authenticate`, release build, one core, while \
+             nothing else runs in this process): {}.",
+            costs.join(", ")
+        )?;
+    }
     print!("{text}");
     if args.write {
         let path = if args.auth {
@@ -243,6 +255,72 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         bail!("errors other than CONFLICT: {:?}", report.errors);
     }
     Ok(())
+}
+
+/// What one token check costs in-process (`Auth::authenticate`: header
+/// parsing, signature, claims), as (algorithm, microseconds), for HS256
+/// with the bench's secret and RS256 and ES256 with the test keys.
+fn token_check_cost() -> anyhow::Result<Vec<(&'static str, f64)>> {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use server::{Auth, AuthSettings, JwtKey};
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let read = |name: &str| std::fs::read_to_string(format!("{keys}/{name}"));
+    let claims = serde_json::json!({
+        "sub": "load-bench",
+        "scope": "roster:read roster:write",
+        "exp": jsonwebtoken::get_current_timestamp() + 86_400,
+    });
+    let public = |name: &str| -> anyhow::Result<AuthSettings> {
+        Ok(AuthSettings::Jwt {
+            key: JwtKey::PublicKeyPem {
+                path: name.into(),
+                pem: read(name)?,
+            },
+            issuer: None,
+            audience: None,
+        })
+    };
+    let kinds = [
+        (
+            "HS256",
+            AuthSettings::Jwt {
+                key: JwtKey::Secret(BENCH_SECRET.into()),
+                issuer: None,
+                audience: None,
+            },
+            Algorithm::HS256,
+            EncodingKey::from_secret(BENCH_SECRET.as_bytes())?,
+        ),
+        (
+            "RS256",
+            public("rs256-public.pem")?,
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(read("rs256-private.pem")?.as_bytes())?,
+        ),
+        (
+            "ES256",
+            public("es256-public.pem")?,
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(read("es256-private.pem")?.as_bytes())?,
+        ),
+    ];
+    let mut costs = Vec::new();
+    for (name, settings, algorithm, key) in kinds {
+        let auth = Auth::new(&settings)?;
+        let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key)?;
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+        const N: u32 = 2_000;
+        let started = std::time::Instant::now();
+        for _ in 0..N {
+            auth.authenticate(&headers)?;
+        }
+        costs.push((name, started.elapsed().as_secs_f64() * 1e6 / f64::from(N)));
+    }
+    Ok(costs)
 }
 
 /// A token for the `--auth` run: both scopes, valid for a day.

@@ -44,10 +44,10 @@ pub struct HttpLimits {
     /// (`ROSTER_BODY_TIMEOUT`, default [`DEFAULT_BODY_TIMEOUT`]). The
     /// request time limit covers the body too.
     pub body_timeout: Duration,
-    /// A connection with no request being handled that makes no progress
-    /// (reads or writes no byte, e.g. a client that stops reading its
-    /// answer) for this long is closed (`ROSTER_IDLE_TIMEOUT`, default
-    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    /// A connection whose answer is being sent but moves no byte for this
+    /// long (a client that stops reading it) is closed
+    /// (`ROSTER_IDLE_TIMEOUT`, default [`DEFAULT_IDLE_TIMEOUT`]). A
+    /// connection waiting for its next request is the header timeout's.
     pub idle_timeout: Duration,
     /// The most connections open at once (`ROSTER_MAX_CONNECTIONS`, default
     /// [`DEFAULT_MAX_CONNECTIONS`]). At the limit, a new connection closes

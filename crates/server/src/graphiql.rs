@@ -68,7 +68,7 @@ fn page() -> String {
 <link rel="stylesheet" href="/graphiql/roster-graphiql.css">
 </head>
 <body>
-<div id="graphiql">Loading GraphiQL…</div>
+<div id="graphiql" data-endpoint="/graphql">Loading GraphiQL…</div>
 <script src="/graphiql/react-{r}.production.min.js"></script>
 <script src="/graphiql/react-dom-{r}.production.min.js"></script>
 <script src="/graphiql/graphiql-{g}.min.js"></script>

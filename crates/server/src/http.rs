@@ -255,10 +255,10 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
         let batch: BatchRequest = serde_json::from_slice(&body).map_err(Early::NotGraphql)?;
         Ok(execute(&state, batch, &caller).await)
     }
-    .instrument(span);
+    .instrument(span.clone());
     let limit = state.request_timeout();
     match tokio::time::timeout(limit, work).await {
-        Ok(Ok(response)) => answer(&state, &response, graphql_response),
+        Ok(Ok(response)) => span.in_scope(|| answer(&state, &response, graphql_response)),
         Ok(Err(Early::BodyTimeout)) => {
             let mut response = refuse(
                 &state,

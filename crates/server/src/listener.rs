@@ -1,12 +1,13 @@
 //! The HTTP/1.1 listener (hyper, in place of `axum::serve`, which has no
 //! timeouts): each connection gets the header-read timeout (which is also
-//! the keep-alive idle time) and the idle timeout; at most
+//! the keep-alive idle time) and the idle timeout (an answer that stops
+//! moving); at most
 //! `max_connections` are open at once; on shutdown, no new connection is
 //! taken and those open finish their requests in flight.
 //!
 //! At the connection limit, a new connection makes room by closing the
-//! connection idle the longest (no request in flight: keep-alive, or still
-//! sending its headers); only if every connection has a request in flight
+//! connection idle the longest (no request in flight and no answer stuck
+//! in its buffers: keep-alive, or still sending its headers); only if every connection has a request in flight
 //! is the new one answered 503. So connections that hold a slot without
 //! sending a request cannot stop the server answering others.
 
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,7 +38,7 @@ use crate::metrics::{Metrics, RefusalReason};
 /// What the accept loop and a connection's task share about it.
 struct Conn {
     id: u64,
-    /// Requests whose answer has not been sent in full.
+    /// Requests whose answer body has not been handed to hyper in full.
     in_flight: AtomicUsize,
     /// Requests whose handler is running.
     handlers: AtomicUsize,
@@ -48,6 +49,8 @@ struct Conn {
     bytes_read_at_last_answer: AtomicU64,
     /// When a byte last moved, in milliseconds since the server started.
     last_progress_ms: AtomicU64,
+    /// Whether the last write could not go out (the peer is not reading).
+    write_blocked: AtomicBool,
     /// Tells the task to close the connection (to make room).
     evict: Notify,
 }
@@ -77,7 +80,10 @@ impl Registry {
         if conns.len() >= max {
             let idlest = conns
                 .values()
-                .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
+                .filter(|c| {
+                    c.in_flight.load(Ordering::Acquire) == 0
+                        && !c.write_blocked.load(Ordering::Relaxed)
+                })
                 .min_by_key(|c| c.last_progress_ms.load(Ordering::Relaxed))
                 .map(|c| c.id);
             match idlest.and_then(|id| conns.remove(&id)) {
@@ -96,6 +102,7 @@ impl Registry {
             bytes_read: AtomicU64::new(0),
             bytes_read_at_last_answer: AtomicU64::new(0),
             last_progress_ms: AtomicU64::new(self.now_ms()),
+            write_blocked: AtomicBool::new(false),
             evict: Notify::new(),
         });
         conns.insert(id, conn.clone());
@@ -275,8 +282,10 @@ async fn connection(
                 let idle_ms = registry
                     .now_ms()
                     .saturating_sub(conn.last_progress_ms.load(Ordering::Relaxed));
-                if conn.handlers.load(Ordering::Acquire) == 0
-                    && Duration::from_millis(idle_ms) >= limits.idle_timeout
+                // Only an answer that cannot go out: a connection waiting
+                // for its next request is the header timeout's.
+                let stalled = conn.write_blocked.load(Ordering::Relaxed);
+                if stalled && Duration::from_millis(idle_ms) >= limits.idle_timeout
                 {
                     metrics.refused(RefusalReason::IdleTimeout);
                     tracing::warn!(
@@ -324,6 +333,18 @@ impl Tracked {
             .last_progress_ms
             .store(self.registry.now_ms(), Ordering::Relaxed);
     }
+
+    /// Notes how a write went: blocked (the peer's window is full) or not.
+    fn wrote(&self, poll: &Poll<io::Result<usize>>) {
+        match poll {
+            Poll::Pending => self.conn.write_blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.conn.write_blocked.store(false, Ordering::Relaxed);
+                self.progressed();
+            }
+            Poll::Ready(_) => {}
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -352,9 +373,7 @@ impl AsyncWrite for Tracked {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.progressed();
-        }
+        self.wrote(&poll);
         poll
     }
 
@@ -364,9 +383,7 @@ impl AsyncWrite for Tracked {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.progressed();
-        }
+        self.wrote(&poll);
         poll
     }
 

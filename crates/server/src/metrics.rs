@@ -64,7 +64,7 @@ pub enum RefusalReason {
     BodyTimeout,
     /// A request over `ROSTER_REQUEST_TIMEOUT` (504).
     RequestTimeout,
-    /// A connection making no progress for `ROSTER_IDLE_TIMEOUT`.
+    /// An answer that moved no byte for `ROSTER_IDLE_TIMEOUT`.
     IdleTimeout,
     /// A body over the size limit (413).
     TooLarge,

@@ -240,10 +240,68 @@ async fn made_up_methods_do_not_grow_metrics(db: &TestDb) {
     );
 }
 
+/// A client that asks for large answers and stops reading them (its
+/// receive window full) is cut at the idle timeout instead of holding the
+/// connection, and its buffers, for ever.
+async fn a_client_that_stops_reading_is_cut_at_the_idle_timeout(db: &TestDb) {
+    let limits = HttpLimits {
+        idle_timeout: SHORT,
+        ..limits()
+    };
+    let server = start_with(db, limits).await;
+    let asset = format!(
+        "/graphiql/graphiql-{}.min.js",
+        roster::server::GRAPHIQL_VERSION
+    );
+    let size = server
+        .client()
+        .get(server.url(&asset))
+        .send()
+        .await
+        .expect("GET")
+        .bytes()
+        .await
+        .expect("the asset")
+        .len();
+    // A small receive buffer, so the kernel cannot take the answer in.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    let mut stream = socket
+        .connect(address(&server).parse().expect("address"))
+        .await
+        .expect("connect");
+    // Ten answers (pipelined), more than the kernel's buffers hold.
+    const ANSWERS: usize = 10;
+    let request = format!("GET {asset} HTTP/1.1\r\nHost: {}\r\n\r\n", address(&server));
+    stream
+        .write_all(request.repeat(ANSWERS).as_bytes())
+        .await
+        .expect("requests");
+    tokio::time::sleep(SHORT + SLACK).await;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received)).await;
+    eprintln!(
+        "http::limits: a stalled reader got {} of {} bytes before the idle cut",
+        received.len(),
+        ANSWERS * size
+    );
+    assert!(
+        received.len() < ANSWERS * size,
+        "every answer arrived: no cut"
+    );
+    assert_eq!(
+        server
+            .metric("roster_requests_refused_total{reason=\"idle_timeout\"}")
+            .await,
+        Some(1)
+    );
+}
+
 backend_tests!(
     migrated: slow_headers_are_cut_off,
     slow_bodies_are_cut_off,
     the_request_limit_covers_the_body,
     held_connections_do_not_stop_the_server,
     made_up_methods_do_not_grow_metrics,
+    a_client_that_stops_reading_is_cut_at_the_idle_timeout,
 );

@@ -1,12 +1,13 @@
 // Mounts GraphiQL (served by this server, no CDN) on #graphiql, sending
-// queries to /graphql on this origin. Loaded by the page at GET /graphql;
+// queries to its data-endpoint (/graphql) on this origin. Loaded by the page at GET /graphql;
 // a separate file so the page's Content-Security-Policy allows no inline
 // script.
 (function () {
   "use strict";
-  var url = new URL("/graphql", window.location.href).href;
+  var container = document.getElementById("graphiql");
+  var url = new URL(container.dataset.endpoint, window.location.href).href;
   var fetcher = GraphiQL.createFetcher({ url: url });
-  var root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  var root = ReactDOM.createRoot(container);
   root.render(
     React.createElement(GraphiQL, {
       fetcher: fetcher,
