@@ -371,3 +371,58 @@ impl Collector for LoaderCollector {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_five_graphql_reasons_become_labels() {
+        for (reason, label) in [
+            ("cost", "cost"),
+            ("depth", "depth"),
+            ("fragments", "fragments"),
+            ("batch", "batch"),
+            ("response_size", "response_size"),
+        ] {
+            assert_eq!(
+                RefusalReason::from_graphql(reason).map(RefusalReason::as_str),
+                Some(label)
+            );
+        }
+        for other in [
+            "",
+            "COST",
+            "cors",
+            "unauthenticated",
+            "x".repeat(60_000).as_str(),
+        ] {
+            assert_eq!(RefusalReason::from_graphql(other), None, "{other:.20}");
+        }
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let metrics = Metrics::new();
+        for method in ["GET", "POST", "BREW", "X".repeat(60_000).as_str(), "get"] {
+            metrics.http_request(method, "/graphql", 405);
+        }
+        let text = metrics.encode().expect("encode");
+        assert!(text.len() < 4_000, "{} bytes", text.len());
+        assert!(
+            text.contains(r#"method="other",path="/graphql",status="405"} 3"#),
+            "{text}"
+        );
+        for reason in RefusalReason::ALL {
+            metrics.refused(reason);
+        }
+        let text = metrics.encode().expect("encode");
+        for reason in RefusalReason::ALL {
+            let line = format!(
+                "roster_requests_refused_total{{reason=\"{}\"}} 1",
+                reason.as_str()
+            );
+            assert!(text.contains(&line), "{line}");
+        }
+    }
+}
