@@ -29,6 +29,9 @@ pub struct LoadOptions {
     /// Only nested reads (the data does not change), e.g. to tell a leak
     /// from a growing working set.
     pub reads_only: bool,
+    /// A bearer token every request carries (a server with
+    /// `ROSTER_AUTH=jwt`), or none.
+    pub token: Option<String>,
 }
 
 /// Updates go to this many users, so that concurrent clients collide and
@@ -198,7 +201,15 @@ async fn directory(client: &Client) -> anyhow::Result<(Vec<i64>, Vec<i64>)> {
 
 /// Drives the server at `base_url` (e.g. `http://127.0.0.1:8000`).
 pub async fn run(base_url: &str, options: &LoadOptions) -> anyhow::Result<LoadReport> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &options.token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?,
+        );
+    }
     let http = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(options.clients)
         .timeout(Duration::from_secs(60))
         .build()?;

@@ -10,8 +10,11 @@
 //!
 //! ```text
 //! cargo bench --bench load -- [--backend postgres|mysql|sqlite] [--seconds 60] [--clients 64]
-//!                               [--reads-only] [--no-write]
+//!                               [--reads-only] [--no-write] [--auth]
 //! ```
+//! `--auth` runs the server with `ROSTER_AUTH=jwt` (HS256) and every request
+//! carries a bearer token, which the server checks; the report then goes
+//! to `benches/LOAD-AUTH.md`, beside the run without it in `LOAD.md`.
 //! PostgreSQL and MariaDB are reached through `ROSTER_TEST_POSTGRES` /
 //! `ROSTER_TEST_MYSQL` (admin URLs, defaults as in the tests); the run uses a
 //! database `roster_load` there, dropped and created afresh.
@@ -33,8 +36,12 @@ struct Args {
     clients: usize,
     write: bool,
     reads_only: bool,
+    auth: bool,
     serve: Option<String>,
 }
+
+/// The HS256 secret of `--auth` runs (a benchmark's, protecting nothing).
+const BENCH_SECRET: &str = "roster-load-benchmark-secret-0123456789";
 
 fn args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -43,6 +50,7 @@ fn args() -> anyhow::Result<Args> {
         clients: 64,
         write: true,
         reads_only: false,
+        auth: false,
         serve: None,
     };
     let mut it = std::env::args().skip(1);
@@ -54,12 +62,13 @@ fn args() -> anyhow::Result<Args> {
             "--clients" => args.clients = value()?.parse()?,
             "--no-write" => args.write = false,
             "--reads-only" => args.reads_only = true,
+            "--auth" => args.auth = true,
             "--serve" => args.serve = Some(value()?),
             // Passed by `cargo bench`.
             "--bench" => {}
             other => bail!(
                 "unknown argument {other}; use --backend postgres|mysql|sqlite, \
-                 --seconds N, --clients N, --reads-only, --no-write"
+                 --seconds N, --clients N, --reads-only, --no-write, --auth"
             ),
         }
     }
@@ -70,15 +79,22 @@ fn main() -> anyhow::Result<()> {
     let args = args()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match &args.serve {
-        Some(url) => runtime.block_on(serve(url)),
+        Some(url) => runtime.block_on(serve(url, args.auth)),
         None => runtime.block_on(bench(&args)),
     }
 }
 
 /// Child mode: prepare (migrate, seed) and serve on an ephemeral port,
 /// printing `listening <addr>` once ready; stops when stdin closes.
-async fn serve(url: &str) -> anyhow::Result<()> {
-    let config = Config::new(url);
+async fn serve(url: &str, auth: bool) -> anyhow::Result<()> {
+    let config = Config {
+        auth: auth.then(|| server::AuthSettings::Jwt {
+            key: server::JwtKey::Secret(BENCH_SECRET.into()),
+            issuer: None,
+            audience: None,
+        }),
+        ..Config::new(url)
+    };
     let state = server::prepare(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening {}", listener.local_addr()?);
@@ -153,9 +169,13 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(url: &str) -> anyhow::Result<(ServerProcess, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["--serve", url])
+fn start_server(url: &str, auth: bool) -> anyhow::Result<(ServerProcess, String)> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["--serve", url]);
+    if auth {
+        command.arg("--auth");
+    }
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -173,7 +193,7 @@ fn start_server(url: &str) -> anyhow::Result<(ServerProcess, String)> {
 
 async fn bench(args: &Args) -> anyhow::Result<()> {
     let (url, _dir) = fresh_database(&args.backend).await?;
-    let (server, base) = start_server(&url)?;
+    let (server, base) = start_server(&url, args.auth)?;
     let db = Database::connect(url.as_str()).await?;
     let before_memberships = driver::memberships(&db).await?;
     let memory_before = memory(&server.child);
@@ -182,6 +202,7 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         duration: Duration::from_secs(args.seconds),
         seed: 42,
         reads_only: args.reads_only,
+        token: args.auth.then(token).transpose()?,
     };
     eprintln!(
         "driving {base} ({}) with {} clients for {} s",
@@ -204,10 +225,26 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         .and_then(|row| row.try_get_by_index::<String>(0).ok())
         .map(|v| v.split(" on ").next().unwrap_or_default().to_owned())
         .unwrap_or_default();
-    let text = markdown(args, &version, &report, &check, memory_before, memory_after)?;
+    let mut text = markdown(args, &version, &report, &check, memory_before, memory_after)?;
+    if args.auth {
+        let costs: Vec<String> = token_check_cost()?
+            .into_iter()
+            .map(|(name, micros)| format!("{name} {micros:.1} µs"))
+            .collect();
+        writeln!(
+            text,
+            "\nOne token check in-process (`Auth::authenticate`, release build, one core, while \
+             nothing else runs in this process): {}.",
+            costs.join(", ")
+        )?;
+    }
     print!("{text}");
     if args.write {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD.md");
+        let path = if args.auth {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD-AUTH.md")
+        } else {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD.md")
+        };
         std::fs::write(path, &text)?;
         eprintln!("wrote {path}");
     }
@@ -218,6 +255,87 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         bail!("errors other than CONFLICT: {:?}", report.errors);
     }
     Ok(())
+}
+
+/// What one token check costs in-process (`Auth::authenticate`: header
+/// parsing, signature, claims), as (algorithm, microseconds), for HS256
+/// with the bench's secret and RS256 and ES256 with the test keys.
+fn token_check_cost() -> anyhow::Result<Vec<(&'static str, f64)>> {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use server::{Auth, AuthSettings, JwtKey};
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let read = |name: &str| std::fs::read_to_string(format!("{keys}/{name}"));
+    let claims = serde_json::json!({
+        "sub": "load-bench",
+        "scope": "roster:read roster:write",
+        "exp": jsonwebtoken::get_current_timestamp() + 86_400,
+    });
+    let public = |name: &str| -> anyhow::Result<AuthSettings> {
+        Ok(AuthSettings::Jwt {
+            key: JwtKey::PublicKeyPem {
+                path: name.into(),
+                pem: read(name)?,
+            },
+            issuer: None,
+            audience: None,
+        })
+    };
+    let kinds = [
+        (
+            "HS256",
+            AuthSettings::Jwt {
+                key: JwtKey::Secret(BENCH_SECRET.into()),
+                issuer: None,
+                audience: None,
+            },
+            Algorithm::HS256,
+            EncodingKey::from_secret(BENCH_SECRET.as_bytes())?,
+        ),
+        (
+            "RS256",
+            public("rs256-public.pem")?,
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(read("rs256-private.pem")?.as_bytes())?,
+        ),
+        (
+            "ES256",
+            public("es256-public.pem")?,
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(read("es256-private.pem")?.as_bytes())?,
+        ),
+    ];
+    let mut costs = Vec::new();
+    for (name, settings, algorithm, key) in kinds {
+        let auth = Auth::new(&settings)?;
+        let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key)?;
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {token}").parse()?,
+        );
+        const N: u32 = 2_000;
+        let started = std::time::Instant::now();
+        for _ in 0..N {
+            auth.authenticate(&headers)?;
+        }
+        costs.push((name, started.elapsed().as_secs_f64() * 1e6 / f64::from(N)));
+    }
+    Ok(costs)
+}
+
+/// A token for the `--auth` run: both scopes, valid for a day.
+fn token() -> anyhow::Result<String> {
+    let claims = serde_json::json!({
+        "sub": "load-bench",
+        "scope": "roster:read roster:write",
+        "exp": jsonwebtoken::get_current_timestamp() + 86_400,
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(BENCH_SECRET.as_bytes())?;
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &key,
+    )?)
 }
 
 fn markdown(
@@ -234,15 +352,23 @@ fn markdown(
     writeln!(s)?;
     writeln!(
         s,
-        "Produced by `cargo bench --bench load -- --backend {} --seconds {} --clients {}` on \
+        "Produced by `cargo bench --bench load -- --backend {} --seconds {} --clients {}{}` on \
          {cores} cores, {version}, loopback; the server (release build, default `Config`: pool \
-         of 10, 5 s acquire, 10 s statement, 30 s request limits) runs in its own process on the \
+         of 10, 5 s acquire, 10 s statement, 30 s request limits; {}) runs in its own process on the \
          demo data (5 group types, 60 groups, 300 users, 900 memberships), the clients in \
          another. Mix per request: 55% nested read (`groups(limit: 10) {{ groupType users {{ \
          groups }} }}`), 20% update of one of 20 hot users (read its `lastchange`, then \
          `userUpdate`), 5% update with a stale `lastchange`, 10% `userInsert` + \
          `membershipAdd`, 10% `membershipAdd` of a random pair.",
-        args.backend, args.seconds, args.clients
+        args.backend,
+        args.seconds,
+        args.clients,
+        if args.auth { " --auth" } else { "" },
+        if args.auth {
+            "`ROSTER_AUTH=jwt`, HS256: every request carries a bearer token the server checks"
+        } else {
+            "authentication off"
+        }
     )?;
     writeln!(s)?;
     let overall = report.overall();

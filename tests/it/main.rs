@@ -10,6 +10,7 @@ mod entity;
 mod faults;
 mod fixtures;
 mod graphql;
+mod http;
 mod loader;
 mod migrations;
 mod sequence;

@@ -37,6 +37,13 @@ pub enum ApiError {
     /// store refused (an unknown foreign key, text it cannot store …).
     #[error("{0}")]
     BadUserInput(String),
+    /// `FORBIDDEN`: the caller's token lacks `scope`, which the operation
+    /// needs (`roster:read` for a query, `roster:write` for a mutation).
+    #[error("forbidden: this operation needs the scope {scope}")]
+    Forbidden {
+        /// The missing scope.
+        scope: &'static str,
+    },
     /// `INTERNAL`, said as a timeout: the database did not answer within
     /// its time limit (statement, connection wait or loader batch).
     #[error("timed out: the database did not answer within the server's time limit")]
@@ -54,6 +61,7 @@ impl ApiError {
             Self::Conflict { .. } => "CONFLICT",
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::Forbidden { .. } => "FORBIDDEN",
             Self::Timeout | Self::Internal => "INTERNAL",
         }
     }

@@ -18,7 +18,10 @@
 //! - [`Query`], [`Mutation`]: the root types; [`User`], [`Group`],
 //!   [`GroupType`]: the output types; [`DateTime`]: the scalar.
 //! - [`ApiError`]: `extensions.code` (`CONFLICT`, `NOT_FOUND`,
-//!   `BAD_USER_INPUT`, `INTERNAL`), in one place.
+//!   `BAD_USER_INPUT`, `FORBIDDEN`, `INTERNAL`), in one place.
+//! - [`Caller`]: who sent a request and its scopes; a server puts one in
+//!   each request's data, and the schema refuses an operation whose scope
+//!   the caller lacks (`FORBIDDEN`) before any resolver runs.
 //!
 //! # Example
 //! ```
@@ -45,6 +48,7 @@
 //!
 //! [async-graphql]: https://docs.rs/async-graphql
 
+mod caller;
 mod error;
 mod limits;
 mod mutation;
@@ -53,6 +57,7 @@ mod scalars;
 mod schema;
 mod types;
 
+pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
 pub use error::ApiError;
 pub use mutation::{
     GroupInsert, GroupTypeInsert, GroupTypeUpdate, GroupUpdate, Mutation, UserInsert, UserUpdate,

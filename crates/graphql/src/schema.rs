@@ -8,6 +8,7 @@ use roster_loader::LoaderMetrics;
 use roster_store::{Loaders, Store};
 use sea_orm::DatabaseConnection;
 
+use crate::caller::ScopeCheck;
 use crate::limits::{DepthLimit, ErrorCodes};
 use crate::mutation::Mutation;
 use crate::query::Query;
@@ -31,7 +32,10 @@ pub const MAX_RECURSIVE_DEPTH: usize = 32;
 /// introspection-only query [`MAX_INTROSPECTION_DEPTH`]), complexity
 /// [`MAX_COMPLEXITY`], parser recursion [`MAX_RECURSIVE_DEPTH`]. Errors
 /// async-graphql raises itself (syntax, validation, limits, values that do
-/// not parse as their type) get `extensions.code` `BAD_USER_INPUT`.
+/// not parse as their type) get `extensions.code` `BAD_USER_INPUT`. A
+/// request carrying a [`Caller`](crate::Caller) in its data runs only the
+/// operations its scopes allow; the others are refused with `FORBIDDEN`
+/// right after parsing.
 ///
 /// Execute requests made with [`request_data`], which gives each one the
 /// loaders and store it reads and writes through.
@@ -39,6 +43,7 @@ pub fn schema() -> RosterSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
+        .extension(ScopeCheck)
         .extension(DepthLimit)
         .extension(ErrorCodes)
         .finish()

@@ -1,16 +1,22 @@
-//! Roster's GraphQL server over HTTP (axum), around the `roster-graphql`
-//! schema: `POST /graphql`, GraphiQL at `GET /graphql`,
+//! Roster's GraphQL server over HTTP (axum on hyper), around the
+//! `roster-graphql` schema: `POST /graphql`, GraphiQL at `GET /graphql`,
 //! `GET /health` and `GET /metrics`, configured from the environment,
 //! migrating and (when empty) seeding the database on start.
 //!
+//! Safe to expose: JWT bearer authentication with scopes, `application/json`
+//! bodies only, a CORS allowlist and a `Host` check (no cross-site writes,
+//! no DNS rebinding), header, body, idle and request timeouts, a connection
+//! limit, security headers, and every refusal logged and counted.
+//!
 //! # Layout
-//! - [`Config`]: `DATABASE_URL`, `ROSTER_LISTEN`, the pool size and the
-//!   time limits (`ROSTER_POOL_SIZE`, `ROSTER_ACQUIRE_TIMEOUT`,
-//!   `ROSTER_STATEMENT_TIMEOUT`, `ROSTER_REQUEST_TIMEOUT`).
+//! - [`Config`]: every variable (`DATABASE_URL`, `ROSTER_LISTEN`,
+//!   `ROSTER_AUTH`, …) with its default; [`HttpLimits`].
 //! - [`connect`], [`prepare`]: the pool (production defaults, statement
 //!   counting), migrations and demo data ([`seed`]).
-//! - [`AppState`], [`router`], [`serve`], [`run`]: the axum service.
-//! - [`Metrics`]: what `/metrics` exports.
+//! - [`AppState`], [`router`], [`serve`], [`run`]: the service.
+//! - [`Auth`], [`AuthSettings`]: bearer tokens to a
+//!   [`Caller`](roster_graphql::Caller); [`HostPolicy`]: the `Host` check.
+//! - [`Metrics`]: what `/metrics` exports, [`RefusalReason`] included.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), roster_server::ServerError> {
@@ -19,8 +25,13 @@
 //! # }
 //! ```
 
+mod auth;
+mod config;
+mod graphiql;
 mod http;
+mod listener;
 mod metrics;
+mod policy;
 pub mod seed;
 
 use std::future::Future;
@@ -32,23 +43,18 @@ use roster_store::{PoolSettings, pool};
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::net::TcpListener;
 
+pub use auth::{Auth, AuthError, AuthSettings, JwtKey, MIN_SECRET_BYTES};
+pub use config::{
+    Config, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_BODY_TIMEOUT, DEFAULT_DATABASE_URL,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_POOL_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STATEMENT_TIMEOUT, HttpLimits,
+};
+pub use graphiql::{GRAPHIQL_VERSION, REACT_VERSION};
 pub use http::{MAX_BODY_BYTES, router};
-pub use metrics::{ErrorLabels, HttpLabels, Metrics};
+pub use metrics::{ErrorLabels, HttpLabels, Metrics, RefusalReason, method_label};
+pub use policy::HostPolicy;
 
 use roster_graphql::{RosterSchema, schema};
-
-/// `DATABASE_URL` when unset.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db?mode=rwc";
-/// `ROSTER_LISTEN` when unset.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
-/// `ROSTER_POOL_SIZE` when unset.
-pub const DEFAULT_POOL_SIZE: u32 = 10;
-/// `ROSTER_ACQUIRE_TIMEOUT` when unset.
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// `ROSTER_STATEMENT_TIMEOUT` when unset.
-pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
-/// `ROSTER_REQUEST_TIMEOUT` when unset.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -82,108 +88,20 @@ pub enum ServerError {
     /// Seeding the demo data failed.
     #[error("seeding the demo data failed")]
     Seed(#[source] DbErr),
+    /// `ROSTER_AUTH` is unset and the server would listen on an address
+    /// other machines can reach.
+    #[error(
+        "refusing to serve on {listen} without authentication: ROSTER_AUTH is unset, which is \
+         allowed only on a loopback address; set ROSTER_AUTH=jwt (with ROSTER_JWT_SECRET or \
+         ROSTER_JWT_PUBLIC_KEY), or ROSTER_AUTH=none to serve everyone deliberately"
+    )]
+    AuthUnset {
+        /// The listen address.
+        listen: SocketAddr,
+    },
     /// Binding or serving the listening socket failed.
     #[error("serving HTTP failed")]
     Io(#[from] std::io::Error),
-}
-
-/// The server's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The database (`DATABASE_URL`, default [`DEFAULT_DATABASE_URL`]).
-    pub database_url: String,
-    /// Where to listen (`ROSTER_LISTEN`, default [`DEFAULT_LISTEN`]).
-    pub listen: SocketAddr,
-    /// The pool: `ROSTER_POOL_SIZE` (default [`DEFAULT_POOL_SIZE`]),
-    /// `ROSTER_ACQUIRE_TIMEOUT` (default [`DEFAULT_ACQUIRE_TIMEOUT`]) and
-    /// `ROSTER_STATEMENT_TIMEOUT` (default [`DEFAULT_STATEMENT_TIMEOUT`];
-    /// `0` turns it off).
-    pub pool: PoolSettings,
-    /// The most one HTTP request to `/graphql` may take, all its operations
-    /// together (`ROSTER_REQUEST_TIMEOUT`, default
-    /// [`DEFAULT_REQUEST_TIMEOUT`]); a request over it is answered 504.
-    pub request_timeout: Duration,
-}
-
-impl Config {
-    /// The configuration for `database_url` with every other setting at its
-    /// default.
-    pub fn new(database_url: impl Into<String>) -> Self {
-        Self {
-            database_url: database_url.into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            pool: PoolSettings::default()
-                .max_connections(DEFAULT_POOL_SIZE)
-                .acquire_timeout(DEFAULT_ACQUIRE_TIMEOUT)
-                .statement_timeout(Some(DEFAULT_STATEMENT_TIMEOUT)),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        }
-    }
-
-    /// Reads the configuration from the environment, with the defaults
-    /// above. Durations are written like `500ms`, `5s` or `2m`.
-    pub fn from_env() -> Result<Self, ServerError> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ServerError> {
-        let listen = var("ROSTER_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen.parse().map_err(|e| ServerError::Config {
-            var: "ROSTER_LISTEN",
-            value: listen.clone(),
-            expected: "a socket address such as 127.0.0.1:8000",
-            source: Box::new(e),
-        })?;
-        let duration = |name: &'static str, default: Duration| -> Result<Duration, ServerError> {
-            match var(name) {
-                None => Ok(default),
-                Some(value) => {
-                    humantime::parse_duration(value.trim()).map_err(|e| ServerError::Config {
-                        var: name,
-                        value,
-                        expected: "a duration such as 500ms, 5s or 2m",
-                        source: Box::new(e),
-                    })
-                }
-            }
-        };
-        let pool_size = match var("ROSTER_POOL_SIZE") {
-            None => DEFAULT_POOL_SIZE,
-            Some(value) => match value.trim().parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                Ok(_) => {
-                    return Err(ServerError::Config {
-                        var: "ROSTER_POOL_SIZE",
-                        value,
-                        expected: "a number of connections of at least 1",
-                        source: "0 connections".into(),
-                    });
-                }
-                Err(e) => {
-                    return Err(ServerError::Config {
-                        var: "ROSTER_POOL_SIZE",
-                        value,
-                        expected: "a number of connections of at least 1",
-                        source: Box::new(e),
-                    });
-                }
-            },
-        };
-        let statement = duration("ROSTER_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)?;
-        let defaults =
-            Self::new(var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()));
-        Ok(Self {
-            listen,
-            pool: defaults
-                .pool
-                .clone()
-                .max_connections(pool_size)
-                .acquire_timeout(duration("ROSTER_ACQUIRE_TIMEOUT", DEFAULT_ACQUIRE_TIMEOUT)?)
-                .statement_timeout((!statement.is_zero()).then_some(statement)),
-            request_timeout: duration("ROSTER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?,
-            ..defaults
-        })
-    }
 }
 
 /// Opens the server's pool on `url` with `settings` (see
@@ -217,6 +135,12 @@ pub async fn connect(
 /// if the database is empty.
 pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
     let url = &config.database_url;
+    let auth = Auth::new(&config.auth())?;
+    let hosts = config
+        .allowed_hosts
+        .as_deref()
+        .map(HostPolicy::list)
+        .transpose()?;
     let report = roster_migrations::run(url, roster_migrations::Action::Up { steps: None }).await?;
     for name in &report.applied {
         tracing::info!(migration = %name, "applied");
@@ -224,14 +148,43 @@ pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
     let metrics = Arc::new(Metrics::new());
     let db = connect(url, &config.pool, &metrics).await?;
     seed::seed_if_empty(url, &db).await?;
-    Ok(AppState::with_metrics(db, metrics).with_request_timeout(config.request_timeout))
+    let mut state = AppState::with_metrics(db, metrics)
+        .with_request_timeout(config.request_timeout)
+        .with_auth(auth)
+        .with_cors_origins(config.cors_origins.clone())
+        .with_graphiql(config.graphiql)
+        .with_introspection(config.introspection)
+        .with_limits(config.limits);
+    if let Some(hosts) = hosts {
+        state = state.with_allowed_hosts(hosts);
+    }
+    Ok(state)
 }
 
-/// What every request handler shares: the schema, the pool and the metrics.
+/// What every request handler shares: the schema, the pool, the metrics,
+/// and the server's settings (authentication, CORS, hosts, GraphiQL,
+/// limits).
+///
+/// [`AppState::new`] is a server for loopback: authentication off, no
+/// cross-origin callers, `Host` as [`HostPolicy::default_for`] the listen
+/// address, GraphiQL and introspection on, default limits.
 #[derive(Clone)]
 pub struct AppState {
     shared: Arc<Shared>,
+    settings: Arc<Settings>,
     request_timeout: Duration,
+}
+
+/// The settings part of [`AppState`].
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) auth: Auth,
+    pub(crate) cors_origins: Vec<String>,
+    /// `None`: [`HostPolicy::default_for`] the listen address.
+    pub(crate) hosts: Option<HostPolicy>,
+    pub(crate) graphiql: bool,
+    pub(crate) introspection: bool,
+    pub(crate) limits: HttpLimits,
 }
 
 struct Shared {
@@ -256,8 +209,56 @@ impl AppState {
                 db,
                 metrics,
             }),
+            settings: Arc::new(Settings {
+                auth: Auth::None,
+                cors_origins: Vec::new(),
+                hosts: None,
+                graphiql: true,
+                introspection: true,
+                limits: HttpLimits::default(),
+            }),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    fn with_settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(Arc::make_mut(&mut self.settings));
+        self
+    }
+
+    /// The same state checking callers with `auth`.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        self.with_settings(|s| s.auth = auth)
+    }
+
+    /// The same state letting pages from `origins` (such as
+    /// `https://app.example.org`) call `/graphql` (CORS).
+    pub fn with_cors_origins(self, origins: Vec<String>) -> Self {
+        self.with_settings(|s| s.cors_origins = origins)
+    }
+
+    /// The same state serving only requests whose `Host` `hosts` allows.
+    pub fn with_allowed_hosts(self, hosts: HostPolicy) -> Self {
+        self.with_settings(|s| s.hosts = Some(hosts))
+    }
+
+    /// The same state with GraphiQL on or off.
+    pub fn with_graphiql(self, on: bool) -> Self {
+        self.with_settings(|s| s.graphiql = on)
+    }
+
+    /// The same state answering introspection queries or not.
+    pub fn with_introspection(self, on: bool) -> Self {
+        self.with_settings(|s| s.introspection = on)
+    }
+
+    /// The same state with `limits` on its connections.
+    pub fn with_limits(self, limits: HttpLimits) -> Self {
+        self.with_settings(|s| s.limits = limits)
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// The same state with `limit` as the time limit of one `/graphql`
@@ -290,14 +291,20 @@ impl AppState {
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes
 /// the requests in flight and returns.
+///
+/// Unless the state has its own [`HostPolicy`], requests must name the
+/// listener's address or `localhost` in `Host`.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    mut state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    if state.settings.hosts.is_none() {
+        state = state.with_allowed_hosts(HostPolicy::default_for(listener.local_addr()?));
+    }
+    let metrics = state.metrics().clone();
+    let limits = state.settings.limits;
+    listener::serve(listener, router(state), metrics, limits, shutdown).await?;
     Ok(())
 }
 
@@ -331,77 +338,32 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing the requests in flight");
 }
 
-/// Prepares the database ([`prepare`]), listens on `config.listen` and
-/// serves until Ctrl-C.
+/// Checks the configuration ([`Config::check`]: no unauthenticated server
+/// on a non-loopback address), prepares the database ([`prepare`]), listens
+/// on `config.listen` and serves until Ctrl-C.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    config.check()?;
     let state = prepare(&config).await?;
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    let auth = match config.auth() {
+        AuthSettings::None => "none",
+        AuthSettings::Jwt { .. } => "jwt",
+    };
     tracing::info!(
         database = %roster_migrations::runner::redact(&config.database_url),
-        "GraphiQL at http://{addr}/graphql"
+        auth,
+        "listening on http://{addr}"
     );
-    serve(listener, state, shutdown_signal()).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ServerError> {
-        Config::from_vars(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+    if config.graphiql {
+        tracing::info!("GraphiQL at http://{addr}/graphql");
     }
-
-    #[test]
-    fn config_defaults() {
-        let config = config(&[]).expect("defaults");
-        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(config.pool.max_connections, DEFAULT_POOL_SIZE);
-        assert_eq!(config.pool.acquire_timeout, DEFAULT_ACQUIRE_TIMEOUT);
-        assert_eq!(
-            config.pool.statement_timeout,
-            Some(DEFAULT_STATEMENT_TIMEOUT)
+    if addr.ip().is_unspecified() && config.allowed_hosts.is_none() {
+        tracing::warn!(
+            "listening on every address, but only requests for localhost or {} are served: \
+             set ROSTER_ALLOWED_HOSTS to the names clients use",
+            addr.ip()
         );
-        assert_eq!(config.request_timeout, DEFAULT_REQUEST_TIMEOUT);
-        assert_eq!(config, Config::new(DEFAULT_DATABASE_URL));
     }
-
-    #[test]
-    fn config_reads_sizes_and_durations() {
-        let config = config(&[
-            ("ROSTER_POOL_SIZE", "32"),
-            ("ROSTER_ACQUIRE_TIMEOUT", "750ms"),
-            ("ROSTER_STATEMENT_TIMEOUT", "0s"),
-            ("ROSTER_REQUEST_TIMEOUT", "2m"),
-        ])
-        .expect("valid");
-        assert_eq!(config.pool.max_connections, 32);
-        assert_eq!(config.pool.acquire_timeout, Duration::from_millis(750));
-        assert_eq!(config.pool.statement_timeout, None, "0 turns it off");
-        assert_eq!(config.request_timeout, Duration::from_secs(120));
-    }
-
-    #[test]
-    fn config_names_the_bad_variable() {
-        for (var, value) in [
-            ("ROSTER_LISTEN", "localhost"),
-            ("ROSTER_POOL_SIZE", "0"),
-            ("ROSTER_POOL_SIZE", "many"),
-            ("ROSTER_REQUEST_TIMEOUT", "30"),
-            ("ROSTER_STATEMENT_TIMEOUT", "soon"),
-        ] {
-            match config(&[(var, value)]) {
-                Err(e @ ServerError::Config { var: bad, .. }) => {
-                    assert_eq!(bad, var);
-                    assert!(e.to_string().contains(value), "{e}");
-                }
-                other => panic!("{var}={value}: {other:?}"),
-            }
-        }
-    }
+    serve(listener, state, shutdown_signal()).await
 }

@@ -1,13 +1,18 @@
 //! [`Metrics`]: what `GET /metrics` exports, as Prometheus text
 //! (OpenMetrics) through `prometheus-client`: HTTP requests, errors in
-//! GraphQL answers by code, requests over the time limit, SQL statements,
-//! and the loaders' counters and batch-size histogram.
+//! GraphQL answers by code, requests over the time limit, refused requests
+//! by reason, SQL statements, and the loaders' counters and batch-size
+//! histogram. Every label takes its value from a fixed set, so no request
+//! can add series: an unknown HTTP method is counted as `other`.
 
 use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -17,12 +22,139 @@ use roster_loader::LoaderMetrics;
 /// The labels of `roster_http_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// `GET`, `POST`, …
-    pub method: String,
+    /// `GET`, `POST`, … or `other` (see [`method_label`]).
+    pub method: &'static str,
     /// The route (`/graphql`, `/health`, `/metrics`) or `other`.
-    pub path: String,
+    pub path: &'static str,
     /// The response status code.
     pub status: u16,
+}
+
+/// The `method` label of `method`: one of the nine methods of RFC 9110 and
+/// PATCH, or `other` for anything else, so that a made-up method cannot add
+/// a series to `/metrics`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+/// Why a request was refused: the `reason` label of
+/// `roster_requests_refused_total`. A fixed set.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// No, malformed or expired token (401).
+    Unauthenticated,
+    /// A token without the scope an operation needs (`FORBIDDEN`).
+    Forbidden,
+    /// A `POST /graphql` body that is not `application/json` (415).
+    UnsupportedMediaType,
+    /// A `Host` header not in `ROSTER_ALLOWED_HOSTS` (421).
+    BadHost,
+    /// A cross-origin request from an origin not in `ROSTER_CORS_ORIGINS`
+    /// (403).
+    Cors,
+    /// A method a route does not serve (405), e.g. a GraphQL request over GET.
+    Method,
+    /// Request headers that did not arrive within `ROSTER_HEADER_TIMEOUT`.
+    HeaderTimeout,
+    /// A body that did not arrive within `ROSTER_BODY_TIMEOUT` (408).
+    BodyTimeout,
+    /// A request over `ROSTER_REQUEST_TIMEOUT` (504).
+    RequestTimeout,
+    /// An answer that moved no byte for `ROSTER_IDLE_TIMEOUT`.
+    IdleTimeout,
+    /// A body over the size limit (413).
+    TooLarge,
+    /// A connection over `ROSTER_MAX_CONNECTIONS`: an idle one closed to
+    /// make room, or the new one answered 503.
+    TooManyConnections,
+    /// A GraphQL request refused for its cost (`BAD_USER_INPUT`,
+    /// `extensions.reason = "cost"`).
+    Cost,
+    /// … for its depth.
+    Depth,
+    /// … for its fragments.
+    Fragments,
+    /// … for the size of its batch.
+    Batch,
+    /// … for the size of its answer.
+    ResponseSize,
+}
+
+impl RefusalReason {
+    /// Every reason.
+    pub const ALL: [Self; 17] = [
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::UnsupportedMediaType,
+        Self::BadHost,
+        Self::Cors,
+        Self::Method,
+        Self::HeaderTimeout,
+        Self::BodyTimeout,
+        Self::RequestTimeout,
+        Self::IdleTimeout,
+        Self::TooLarge,
+        Self::TooManyConnections,
+        Self::Cost,
+        Self::Depth,
+        Self::Fragments,
+        Self::Batch,
+        Self::ResponseSize,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BadHost => "bad_host",
+            Self::Cors => "cors",
+            Self::Method => "method",
+            Self::HeaderTimeout => "header_timeout",
+            Self::BodyTimeout => "body_timeout",
+            Self::RequestTimeout => "request_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::TooLarge => "too_large",
+            Self::TooManyConnections => "too_many_connections",
+            Self::Cost => "cost",
+            Self::Depth => "depth",
+            Self::Fragments => "fragments",
+            Self::Batch => "batch",
+            Self::ResponseSize => "response_size",
+        }
+    }
+
+    /// The reason a GraphQL error's `extensions.reason` names, if it is one
+    /// of the GraphQL-level refusals (`cost`, `depth`, `fragments`, `batch`,
+    /// `response_size`); any other value is not a reason.
+    pub fn from_graphql(reason: &str) -> Option<Self> {
+        match reason {
+            "cost" => Some(Self::Cost),
+            "depth" => Some(Self::Depth),
+            "fragments" => Some(Self::Fragments),
+            "batch" => Some(Self::Batch),
+            "response_size" => Some(Self::ResponseSize),
+            _ => None,
+        }
+    }
+}
+
+impl EncodeLabelValue for RefusalReason {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), fmt::Error> {
+        fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// The labels of `roster_requests_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// Why.
+    pub reason: RefusalReason,
 }
 
 /// The labels of `roster_graphql_errors_total`.
@@ -47,6 +179,7 @@ pub struct Metrics {
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     graphql_errors: Family<ErrorLabels, Counter>,
+    refused: Family<RefusalLabels, Counter>,
     request_timeouts: Counter,
     sql_statements: Counter,
     loader: Arc<LoaderMetrics>,
@@ -74,6 +207,12 @@ impl Metrics {
             "Errors in GraphQL answers, by extensions.code",
             graphql_errors.clone(),
         );
+        let refused = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "roster_requests_refused",
+            "Requests (or connections) refused, by reason",
+            refused.clone(),
+        );
         let request_timeouts = Counter::default();
         registry.register(
             "roster_request_timeouts",
@@ -92,6 +231,7 @@ impl Metrics {
             registry,
             http_requests,
             graphql_errors,
+            refused,
             request_timeouts,
             sql_statements,
             loader,
@@ -113,15 +253,26 @@ impl Metrics {
         self.sql_statements.get()
     }
 
-    /// Counts one answered HTTP request.
-    pub fn http_request(&self, method: &str, path: &str, status: u16) {
+    /// Counts one answered HTTP request; `method` is mapped through
+    /// [`method_label`].
+    pub fn http_request(&self, method: &str, path: &'static str, status: u16) {
         self.http_requests
             .get_or_create(&HttpLabels {
-                method: method.to_owned(),
-                path: path.to_owned(),
+                method: method_label(method),
+                path,
                 status,
             })
             .inc();
+    }
+
+    /// Counts one refused request (or connection).
+    pub fn refused(&self, reason: RefusalReason) {
+        self.refused.get_or_create(&RefusalLabels { reason }).inc();
+    }
+
+    /// Requests refused for `reason` so far.
+    pub fn refusals(&self, reason: RefusalReason) -> u64 {
+        self.refused.get_or_create(&RefusalLabels { reason }).get()
     }
 
     /// Counts one error in a GraphQL answer, by its `extensions.code`.
@@ -218,5 +369,60 @@ impl Collector for LoaderCollector {
             &buckets,
             None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_five_graphql_reasons_become_labels() {
+        for (reason, label) in [
+            ("cost", "cost"),
+            ("depth", "depth"),
+            ("fragments", "fragments"),
+            ("batch", "batch"),
+            ("response_size", "response_size"),
+        ] {
+            assert_eq!(
+                RefusalReason::from_graphql(reason).map(RefusalReason::as_str),
+                Some(label)
+            );
+        }
+        for other in [
+            "",
+            "COST",
+            "cors",
+            "unauthenticated",
+            "x".repeat(60_000).as_str(),
+        ] {
+            assert_eq!(RefusalReason::from_graphql(other), None, "{other:.20}");
+        }
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let metrics = Metrics::new();
+        for method in ["GET", "POST", "BREW", "X".repeat(60_000).as_str(), "get"] {
+            metrics.http_request(method, "/graphql", 405);
+        }
+        let text = metrics.encode().expect("encode");
+        assert!(text.len() < 4_000, "{} bytes", text.len());
+        assert!(
+            text.contains(r#"method="other",path="/graphql",status="405"} 3"#),
+            "{text}"
+        );
+        for reason in RefusalReason::ALL {
+            metrics.refused(reason);
+        }
+        let text = metrics.encode().expect("encode");
+        for reason in RefusalReason::ALL {
+            let line = format!(
+                "roster_requests_refused_total{{reason=\"{}\"}} 1",
+                reason.as_str()
+            );
+            assert!(text.contains(&line), "{line}");
+        }
     }
 }

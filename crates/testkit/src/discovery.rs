@@ -70,13 +70,24 @@ impl Backend {
 
     /// Whether `ROSTER_TEST_REQUIRE` lists this backend.
     pub fn required(self) -> bool {
-        std::env::var("ROSTER_TEST_REQUIRE").is_ok_and(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .any(|name| name == "all" || Backend::from_name(name) == self)
-        })
+        let aliases: &[&str] = match self {
+            Backend::Sqlite => &["sqlite"],
+            Backend::Postgres => &["postgres", "postgresql"],
+            Backend::MySql => &["mysql", "mariadb"],
+        };
+        aliases.iter().any(|name| required(name))
     }
+}
+
+/// Whether `ROSTER_TEST_REQUIRE` (comma-separated) lists `name` (or `all`):
+/// a backend, or a tool some tests need, such as `chromium` for the browser
+/// tests. A test whose required tool is missing fails instead of skipping.
+pub fn required(name: &str) -> bool {
+    std::env::var("ROSTER_TEST_REQUIRE").is_ok_and(|list| {
+        list.split(',')
+            .map(str::trim)
+            .any(|listed| listed == "all" || listed.eq_ignore_ascii_case(name))
+    })
 }
 
 /// Connects to the admin URL with a short timeout, for discovery and for

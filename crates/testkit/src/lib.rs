@@ -16,7 +16,8 @@
 //!   `postgres://postgres@127.0.0.1:5432/postgres` and
 //!   `mysql://root@127.0.0.1:3306/mysql`), tried once with a short timeout.
 //! - `ROSTER_TEST_REQUIRE=postgres,mysql`: an unreachable listed backend
-//!   fails its tests instead of skipping them. SQLite always runs.
+//!   fails its tests instead of skipping them. SQLite always runs. Other
+//!   names list tools tests need (`chromium`: see [`discovery::required`]).
 //!
 //! Each backend's availability is printed once per test binary, and each
 //! skipped test prints a `SKIP` line, so the output says which backends ran.

@@ -26,6 +26,7 @@ async fn a_short_load_run_loses_nothing(db: &TestDb) {
         duration: Duration::from_secs(3),
         seed: 7,
         reads_only: false,
+        token: None,
     };
     let report = driver::run(&server.url(""), &options).await.expect("run");
     println!(
