@@ -4,6 +4,7 @@
 use async_graphql::{ErrorExtensions, Value};
 use roster_entity::{group, grouptype, user};
 
+use crate::refusal::Refusal;
 use crate::types::{group_json, grouptype_json, user_json};
 
 /// An error as the client sees it: a message and `extensions.code`.
@@ -37,6 +38,10 @@ pub enum ApiError {
     /// store refused (an unknown foreign key, text it cannot store …).
     #[error("{0}")]
     BadUserInput(String),
+    /// `BAD_USER_INPUT` with `extensions.reason`: the request is over one of
+    /// the server's bounds (cost, depth, fragments, batch, response size).
+    #[error("{0}")]
+    Refused(Refusal),
     /// `INTERNAL`, said as a timeout: the database did not answer within
     /// its time limit (statement, connection wait or loader batch).
     #[error("timed out: the database did not answer within the server's time limit")]
@@ -53,7 +58,7 @@ impl ApiError {
         match self {
             Self::Conflict { .. } => "CONFLICT",
             Self::NotFound { .. } => "NOT_FOUND",
-            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::BadUserInput(_) | Self::Refused(_) => "BAD_USER_INPUT",
             Self::Timeout | Self::Internal => "INTERNAL",
         }
     }
@@ -89,6 +94,9 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
+            if let Self::Refused(refusal) = self {
+                ext.set("reason", refusal.reason().as_str());
+            }
             if let Self::Conflict {
                 current: Some(current),
                 ..

@@ -128,6 +128,13 @@ async fn delete_row<E: StoreEntity>(
     Ok(true)
 }
 
+/// The complexity of a mutation field: [`WRITE_COST`](crate::WRITE_COST)
+/// for the write, plus the field and what it selects.
+fn write_complexity(child_complexity: usize) -> usize {
+    let child = u64::try_from(child_complexity).unwrap_or(u64::MAX);
+    crate::query::clamp_complexity(crate::cost::write_cost(child))
+}
+
 /// The root mutation.
 #[derive(Debug, Default)]
 pub struct Mutation;
@@ -135,6 +142,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Adds a user; returns it as stored.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_insert(
         &self,
         ctx: &Context<'_>,
@@ -145,6 +153,7 @@ impl Mutation {
     }
 
     /// Changes a user if it is still at `lastchange` (else `CONFLICT`).
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_update(
         &self,
         ctx: &Context<'_>,
@@ -161,6 +170,7 @@ impl Mutation {
 
     /// Deletes a user (and its memberships); with `lastchange`, only if it
     /// is still at that version.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_delete(
         &self,
         ctx: &Context<'_>,
@@ -171,6 +181,7 @@ impl Mutation {
     }
 
     /// Adds a group; returns it as stored.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_insert(
         &self,
         ctx: &Context<'_>,
@@ -186,6 +197,7 @@ impl Mutation {
     }
 
     /// Changes a group if it is still at `lastchange` (else `CONFLICT`).
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_update(
         &self,
         ctx: &Context<'_>,
@@ -207,6 +219,7 @@ impl Mutation {
 
     /// Deletes a group (and its memberships); with `lastchange`, only if it
     /// is still at that version.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_delete(
         &self,
         ctx: &Context<'_>,
@@ -217,6 +230,7 @@ impl Mutation {
     }
 
     /// Adds a group type; returns it as stored.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_type_insert(
         &self,
         ctx: &Context<'_>,
@@ -231,6 +245,7 @@ impl Mutation {
     }
 
     /// Changes a group type if it is still at `lastchange` (else `CONFLICT`).
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_type_update(
         &self,
         ctx: &Context<'_>,
@@ -250,6 +265,7 @@ impl Mutation {
 
     /// Deletes a group type no group uses any more (else `BAD_USER_INPUT`);
     /// with `lastchange`, only if it is still at that version.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_type_delete(
         &self,
         ctx: &Context<'_>,
@@ -261,6 +277,7 @@ impl Mutation {
 
     /// Makes a user a member of a group: `true` if added, `false` if it
     /// already was one. An unknown user or group is `BAD_USER_INPUT`.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn membership_add(
         &self,
         ctx: &Context<'_>,
@@ -272,6 +289,7 @@ impl Mutation {
     }
 
     /// Ends a membership: `true` if it existed.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn membership_remove(
         &self,
         ctx: &Context<'_>,

@@ -17,7 +17,7 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::AppState;
-use roster_graphql::{request_data, request_loaders};
+use roster_graphql::{MAX_RESPONSE_BYTES, request_data, request_loaders};
 
 /// The largest request body accepted (1 MiB); larger ones get HTTP 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -44,12 +44,15 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Executes a GraphQL request, or a batch, with one set of loaders for the
-/// whole HTTP request. The operations of a batch run one after the other,
-/// in order, so a later one reads what an earlier one wrote. The whole
+/// whole HTTP request. A batch is checked as a whole first
+/// ([`roster_graphql::admit`]: refused before any of it runs); its
+/// operations run one after the other, in order, so a later one reads what
+/// an earlier one wrote. An answer over [`MAX_RESPONSE_BYTES`] is replaced
+/// by a `response_size` refusal. The whole
 /// request gets [`AppState::request_timeout`]; past it the answer is 504
 /// with an `INTERNAL` error.
 async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let mut batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(e) => {
             state.metrics().graphql_error(Some("BAD_USER_INPUT"));
@@ -62,6 +65,10 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
     };
     let loaders = request_loaders(state.db(), state.metrics().loader());
     let work = async {
+        // A batch is measured as a whole before any of it runs.
+        if let Err(refusal) = roster_graphql::admit(&mut batch) {
+            return BatchResponse::Single(refusal.to_response());
+        }
         match batch {
             BatchRequest::Single(request) => BatchResponse::Single(
                 state
@@ -82,6 +89,7 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
     let limit = state.request_timeout();
     match tokio::time::timeout(limit, work).await {
         Ok(response) => {
+            let (response, body) = roster_graphql::encode(response, MAX_RESPONSE_BYTES);
             let responses = match &response {
                 BatchResponse::Single(one) => std::slice::from_ref(one),
                 BatchResponse::Batch(many) => many.as_slice(),
@@ -89,7 +97,7 @@ async fn graphql(State(state): State<AppState>, body: Bytes) -> Response {
             for error in responses.iter().flat_map(|r| &r.errors) {
                 state.metrics().graphql_error(error_code(error));
             }
-            Json(response).into_response()
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         // Everything the request was doing is dropped: a transaction rolls
         // back; a single statement already sent may or may not have run.

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod endpoints;
+mod limits;
 mod load;
 mod mutations;
 mod nested;
