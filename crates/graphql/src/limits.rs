@@ -1,9 +1,9 @@
 //! The bounds on one request, checked before async-graphql validates or
 //! runs it, and the schema extensions that apply them.
 //!
-//! - [`RequestLimits`] (an extension): parses the request itself (async-graphql
-//!   reuses the parsed document) and measures it with the
-//!   [cost model](crate::cost) before anything else looks at it: fragments,
+//! - `RequestLimits` (a schema extension): parses the request itself
+//!   (async-graphql reuses the parsed document) and measures it with the
+//!   cost model (see [`MAX_COMPLEXITY`]) before anything else looks at it: fragments,
 //!   spreads, fields (fragments counted, not expanded), input values,
 //!   nesting and cost. async-graphql's own checks (recursion depth,
 //!   validation, complexity) expand fragments, so they must only ever see a
@@ -12,7 +12,7 @@
 //!   whole, before any of its operations runs.
 //! - [`encode`]: the answer as JSON, refused if it is larger than
 //!   [`MAX_RESPONSE_BYTES`].
-//! - [`ErrorCodes`] (an extension): `extensions.code` on the errors
+//! - `ErrorCodes` (a schema extension): `extensions.code` on the errors
 //!   async-graphql raises itself.
 //!
 //! Every refusal is `BAD_USER_INPUT` with `extensions.reason` (see
@@ -33,9 +33,15 @@ use crate::query::Query;
 use crate::refusal::{Reason, Refusal};
 
 /// The highest cost a request may have, all its operations together (a
-/// batch too): at most this many values in its answer and rows read. A
-/// page of 1,000 users with six fields costs 7,001; `groups(limit: 50) {
-/// users(limit: 20) { groups(limit: 5) { name } } }` costs 21,051.
+/// batch too): at most this many values in its answer and rows read.
+///
+/// The cost model: a field costs 1 plus what it selects; a list field of
+/// at most `limit` rows costs `1 + limit × (1 + what each row selects)`
+/// (its `limit` argument, literal or variable, or its default; without one,
+/// the length of its list argument, e.g. `usersByIds(ids:)`); a mutation
+/// field costs [`WRITE_COST`](crate::WRITE_COST) more. A page of 1,000
+/// users with six fields costs 7,001; `groups(limit: 50) { users(limit: 20)
+/// { groups(limit: 5) { name } } }` costs 21,051.
 pub const MAX_COMPLEXITY: usize = 100_000;
 /// The deepest fields may nest.
 pub const MAX_DEPTH: usize = 12;

@@ -7,6 +7,7 @@ mod limits;
 mod load;
 mod mutations;
 mod nested;
+mod readme;
 
 use roster::server::{AppState, serve};
 use serde_json::{Value, json};
