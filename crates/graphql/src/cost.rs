@@ -595,7 +595,7 @@ impl<'a> Walk<'a> {
         };
         let count = match rows {
             Rows::Limit(default) => match argument("limit") {
-                Some(value) => self.resolve(value, |v| int(v)),
+                Some(value) => self.resolve(value, int),
                 None => *default,
             }
             .map(|n| u64::try_from(n.max(1)).unwrap_or(1)),

@@ -16,7 +16,7 @@
 //!   async-graphql raises itself.
 //!
 //! Every refusal is `BAD_USER_INPUT` with `extensions.reason` (see
-//! [`Reason`](crate::Reason)) and is logged once at `warn`.
+//! [`Reason`]) and is logged once at `warn`.
 
 use std::io;
 use std::sync::{Arc, LazyLock};
