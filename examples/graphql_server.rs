@@ -4,7 +4,7 @@
 //! <http://127.0.0.1:8000/graphql>. It uses `DATABASE_URL` (default
 //! `sqlite://roster.db?mode=rwc`) and listens on `ROSTER_LISTEN` (default
 //! `127.0.0.1:8000`); it migrates the database, seeds demo data when the
-//! database is empty, and stops cleanly on Ctrl-C. Logs go to stderr
+//! database is empty, and stops cleanly on Ctrl-C. Logs go to stdout
 //! (`RUST_LOG=debug` for more).
 
 use roster::server::{Config, run};
