@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! cargo bench --bench abuse -- --server PATH [--backend sqlite|postgres|mysql|all]
-//!                                [--rounds 3] [--no-write]
+//!                                [--rounds 3] [--heavy 8] [--no-write]
 //! ```
 //! PostgreSQL and MariaDB are reached through `ROSTER_TEST_POSTGRES` /
 //! `ROSTER_TEST_MYSQL` (admin URLs, defaults as in the tests); the run uses
@@ -62,6 +62,7 @@ struct Args {
     server: Option<String>,
     backends: Vec<String>,
     rounds: usize,
+    heavy: usize,
     write: bool,
 }
 
@@ -70,6 +71,7 @@ fn args() -> anyhow::Result<Args> {
         server: None,
         backends: vec!["sqlite".into()],
         rounds: 3,
+        heavy: 8,
         write: true,
     };
     let mut it = std::env::args().skip(1);
@@ -84,11 +86,12 @@ fn args() -> anyhow::Result<Args> {
                 }
             }
             "--rounds" => args.rounds = value()?.parse()?,
+            "--heavy" => args.heavy = value()?.parse()?,
             "--no-write" => args.write = false,
             "--bench" => {}
             other => bail!(
                 "unknown argument {other}; use --server PATH, --backend sqlite|postgres|mysql|all, \
-                 --rounds N, --no-write"
+                 --rounds N, --heavy N, --no-write"
             ),
         }
     }
@@ -114,21 +117,24 @@ fn main() -> anyhow::Result<()> {
     writeln!(report)?;
     writeln!(
         report,
-        "Produced by `cargo bench --bench abuse -- --server {server} --rounds {}` on {} cores. \
+        "Produced by `cargo bench --bench abuse -- --server {server} --rounds {} --heavy {}` on \
+         {} cores. \
          The server binary runs in its own process on a database with 1,200 users, 60 groups \
          and 24,000 memberships (each user in 20 groups, ~400 members per group). Each round: \
          the 12-level query ×20, a batch of 1,000 heavy reads ×3, a batch of 1,000 \
          `userInsert`s ×3, the 26-level fragment bomb ×5 and 4 at once, then the two heaviest \
-         reads the bounds allow ({}; {}) from 8 clients, 8 times each. Memory is the server's \
+         reads the bounds allow ({}; {}) from 8 clients, {} times each. Memory is the server's \
          resident set (VmRSS) and its peak (VmHWM), from /proc.",
         args.rounds,
+        args.heavy,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         HEAVY[0],
         HEAVY[1],
+        args.heavy,
     )?;
     let mut failed = Vec::new();
     for backend in &args.backends {
-        match runtime.block_on(run(&server, backend, args.rounds)) {
+        match runtime.block_on(run(&server, backend, args.rounds, args.heavy)) {
             Ok(section) => report.push_str(&section),
             Err(e) => {
                 writeln!(report, "\n## {backend}\n\n**FAILED**: {e:#}")?;
@@ -464,7 +470,12 @@ fn fragment_bomb() -> String {
     bomb
 }
 
-async fn run(binary: &str, backend: &str, rounds: usize) -> anyhow::Result<String> {
+async fn run(
+    binary: &str,
+    backend: &str,
+    rounds: usize,
+    per_client: usize,
+) -> anyhow::Result<String> {
     let (url, _dir) = fresh_database(backend).await?;
     let (server, base) = ServerProcess::start(binary, &url)?;
     let db = Database::connect(url.as_str()).await?;
@@ -530,7 +541,7 @@ async fn run(binary: &str, backend: &str, rounds: usize) -> anyhow::Result<Strin
         for ((_, body, reason, times, parallel), tally) in bodies.iter().zip(&mut tallies) {
             refuse(&client, body, reason, *times, *parallel, tally).await?;
         }
-        let (bytes, took) = heavy(&client, 8).await?;
+        let (bytes, took) = heavy(&client, per_client).await?;
         largest = (largest.0.max(bytes), largest.1.max(took));
         peak_rss_after_round = peak_rss_after_round.max(server.memory()?.0);
     }
