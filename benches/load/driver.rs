@@ -243,7 +243,7 @@ pub async fn run(base_url: &str, options: &LoadOptions) -> anyhow::Result<LoadRe
 }
 
 const NESTED: &str = "query($skip: Int!) { groups(skip: $skip, limit: 10) { name \
-     groupType { name } users { name groups { name } } } }";
+     groupType { name } users(limit: 100) { name groups(limit: 20) { name } } } }";
 const LASTCHANGE: &str = "query($id: ID!) { user(id: $id) { lastchange } }";
 const UPDATE: &str = "mutation($id: ID!, $at: DateTime!, $surname: String) { \
      userUpdate(user: { id: $id, lastchange: $at, surname: $surname }) { surname lastchange } }";

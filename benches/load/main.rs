@@ -356,8 +356,8 @@ fn markdown(
          {cores} cores, {version}, loopback; the server (release build, default `Config`: pool \
          of 10, 5 s acquire, 10 s statement, 30 s request limits; {}) runs in its own process on the \
          demo data (5 group types, 60 groups, 300 users, 900 memberships), the clients in \
-         another. Mix per request: 55% nested read (`groups(limit: 10) {{ groupType users {{ \
-         groups }} }}`), 20% update of one of 20 hot users (read its `lastchange`, then \
+         another. Mix per request: 55% nested read (`groups(limit: 10) {{ groupType users(limit: 100) {{ \
+         groups(limit: 20) }} }}`), 20% update of one of 20 hot users (read its `lastchange`, then \
          `userUpdate`), 5% update with a stale `lastchange`, 10% `userInsert` + \
          `membershipAdd`, 10% `membershipAdd` of a random pair.",
         args.backend,

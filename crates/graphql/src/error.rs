@@ -4,6 +4,7 @@
 use async_graphql::{ErrorExtensions, Value};
 use roster_entity::{group, grouptype, user};
 
+use crate::refusal::Refusal;
 use crate::types::{group_json, grouptype_json, user_json};
 
 /// An error as the client sees it: a message and `extensions.code`.
@@ -44,6 +45,10 @@ pub enum ApiError {
         /// The missing scope.
         scope: &'static str,
     },
+    /// `BAD_USER_INPUT` with `extensions.reason`: the request is over one of
+    /// the server's bounds (cost, depth, fragments, batch, response size).
+    #[error("{0}")]
+    Refused(Refusal),
     /// `INTERNAL`, said as a timeout: the database did not answer within
     /// its time limit (statement, connection wait or loader batch).
     #[error("timed out: the database did not answer within the server's time limit")]
@@ -60,7 +65,7 @@ impl ApiError {
         match self {
             Self::Conflict { .. } => "CONFLICT",
             Self::NotFound { .. } => "NOT_FOUND",
-            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::BadUserInput(_) | Self::Refused(_) => "BAD_USER_INPUT",
             Self::Forbidden { .. } => "FORBIDDEN",
             Self::Timeout | Self::Internal => "INTERNAL",
         }
@@ -97,6 +102,9 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
+            if let Self::Refused(refusal) = self {
+                ext.set("reason", refusal.reason().as_str());
+            }
             if let Self::Conflict {
                 current: Some(current),
                 ..

@@ -7,14 +7,19 @@
 //!
 //! Every resolver reads through the request's [`Loaders`](roster_store::Loaders),
 //! so a nested query such as
-//! `groups(limit: 50) { groupType { name } users { groups { name } } }`
-//! costs one statement per level, not one per row; every mutation writes
+//! `groups(limit: 50) { groupType { name } users(limit: 20) { groups(limit: 5) { name } } }`
+//! costs one statement per level, not one per row (every list field takes a
+//! `limit`, applied per parent in SQL); every mutation writes
 //! through a [`Store`](roster_store::Store) sharing those loaders, so a read
 //! after a write in the same request sees the write.
 //!
 //! # Layout
-//! - [`schema()`]: the schema with its depth, complexity and recursion
-//!   limits; [`request_data`] and [`request_loaders`]: what each request needs.
+//! - [`schema()`]: the schema with its limits; [`request_data`] and
+//!   [`request_loaders`]: what each request needs.
+//! - [`limits`]: the bounds on one request (cost, depth, fragments, batch,
+//!   answer size), checked before async-graphql validates or runs it;
+//!   [`admit`] checks a batch as a whole, [`encode`] bounds the answer;
+//!   [`Refusal`] and its [`Reason`] (`extensions.reason`).
 //! - [`Query`], [`Mutation`]: the root types; [`User`], [`Group`],
 //!   [`GroupType`]: the output types; [`DateTime`]: the scalar.
 //! - [`ApiError`]: `extensions.code` (`CONFLICT`, `NOT_FOUND`,
@@ -22,6 +27,8 @@
 //! - [`Caller`]: who sent a request and its scopes; a server puts one in
 //!   each request's data, and the schema refuses an operation whose scope
 //!   the caller lacks (`FORBIDDEN`) before any resolver runs.
+//! - `cost` (private): the cost model, measured on the parsed document
+//!   without expanding fragments; [`WRITE_COST`].
 //!
 //! # Example
 //! ```
@@ -49,23 +56,29 @@
 //! [async-graphql]: https://docs.rs/async-graphql
 
 mod caller;
+mod cost;
 mod error;
-mod limits;
+pub mod limits;
 mod mutation;
 mod query;
+mod refusal;
 mod scalars;
 mod schema;
 mod types;
 
 pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
+pub use cost::WRITE_COST;
 pub use error::ApiError;
+pub use limits::{
+    MAX_BATCH_OPERATIONS, MAX_COMPLEXITY, MAX_DEPTH, MAX_DIRECTIVES, MAX_FRAGMENTS,
+    MAX_INPUT_VALUES, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, MAX_RESPONSE_BYTES,
+    MAX_SELECTIONS, MAX_SPREADS, admit, encode,
+};
 pub use mutation::{
     GroupInsert, GroupTypeInsert, GroupTypeUpdate, GroupUpdate, Mutation, UserInsert, UserUpdate,
 };
-pub use query::{MAX_LIMIT, Query};
+pub use query::{DEFAULT_NESTED_LIMIT, DEFAULT_PAGE_LIMIT, MAX_LIMIT, Query};
+pub use refusal::{Reason, Refusal};
 pub use scalars::DateTime;
-pub use schema::{
-    MAX_COMPLEXITY, MAX_DEPTH, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, RosterSchema,
-    request_data, request_loaders, schema,
-};
+pub use schema::{RosterSchema, request_data, request_loaders, schema};
 pub use types::{Group, GroupType, User};

@@ -128,6 +128,13 @@ async fn delete_row<E: StoreEntity>(
     Ok(true)
 }
 
+/// The complexity of a mutation field: [`WRITE_COST`](crate::WRITE_COST)
+/// for the write, plus the field and what it selects.
+fn write_complexity(child_complexity: usize) -> usize {
+    let child = u64::try_from(child_complexity).unwrap_or(u64::MAX);
+    crate::query::clamp_complexity(crate::cost::write_cost(child))
+}
+
 /// The root mutation.
 #[derive(Debug, Default)]
 pub struct Mutation;
@@ -135,6 +142,7 @@ pub struct Mutation;
 #[Object]
 impl Mutation {
     /// Adds a user; returns it as stored.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_insert(
         &self,
         ctx: &Context<'_>,
@@ -147,6 +155,7 @@ impl Mutation {
     }
 
     /// Changes a user if it is still at `lastchange` (else `CONFLICT`).
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_update(
         &self,
         ctx: &Context<'_>,
@@ -163,6 +172,7 @@ impl Mutation {
 
     /// Deletes a user (and its memberships); with `lastchange`, only if it
     /// is still at that version.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_delete(
         &self,
         ctx: &Context<'_>,
@@ -173,6 +183,7 @@ impl Mutation {
     }
 
     /// Adds a group; returns it as stored.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_insert(
         &self,
         ctx: &Context<'_>,
@@ -190,6 +201,7 @@ impl Mutation {
     }
 
     /// Changes a group if it is still at `lastchange` (else `CONFLICT`).
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_update(
         &self,
         ctx: &Context<'_>,
@@ -211,6 +223,7 @@ impl Mutation {
 
     /// Deletes a group (and its memberships); with `lastchange`, only if it
     /// is still at that version.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_delete(
         &self,
         ctx: &Context<'_>,
@@ -221,6 +234,7 @@ impl Mutation {
     }
 
     /// Adds a group type; returns it as stored.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_type_insert(
         &self,
         ctx: &Context<'_>,
@@ -235,6 +249,7 @@ impl Mutation {
     }
 
     /// Changes a group type if it is still at `lastchange` (else `CONFLICT`).
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_type_update(
         &self,
         ctx: &Context<'_>,
@@ -254,6 +269,7 @@ impl Mutation {
 
     /// Deletes a group type no group uses any more (else `BAD_USER_INPUT`);
     /// with `lastchange`, only if it is still at that version.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn group_type_delete(
         &self,
         ctx: &Context<'_>,
@@ -265,6 +281,7 @@ impl Mutation {
 
     /// Makes a user a member of a group: `true` if added, `false` if it
     /// already was one. An unknown user or group is `BAD_USER_INPUT`.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn membership_add(
         &self,
         ctx: &Context<'_>,
@@ -276,6 +293,7 @@ impl Mutation {
     }
 
     /// Ends a membership: `true` if it existed.
+    #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn membership_remove(
         &self,
         ctx: &Context<'_>,

@@ -9,29 +9,57 @@ use crate::error::{ApiError, ResultExt};
 use crate::scalars::parse_id;
 use crate::types::{Group, GroupType, User, loaders, store};
 
-/// The largest `limit` of a page, and the most ids `usersByIds` takes.
+/// The largest `limit` of any list field (a page or a nested list), and
+/// the most ids `usersByIds` takes.
 pub const MAX_LIMIT: i32 = 1000;
+/// The `limit` of a page (`users`, `groups`, `groupTypes`) when none is given.
+pub const DEFAULT_PAGE_LIMIT: i32 = 10;
+/// The `limit` of a nested list (`User.groups`, `Group.users`,
+/// `GroupType.groups`) when none is given.
+pub const DEFAULT_NESTED_LIMIT: i32 = 100;
 
 /// The root query.
 #[derive(Debug, Default)]
 pub struct Query;
 
-/// A page's complexity: its (clamped) size times what each row asks for.
-fn page_complexity(limit: i32, child_complexity: usize) -> usize {
-    let rows = usize::try_from(limit.clamp(1, MAX_LIMIT)).unwrap_or(1);
-    rows.saturating_mul(child_complexity)
+/// The complexity of a list field of at most `limit` rows (clamped to
+/// 1..=[`MAX_LIMIT`]; a limit out of range is refused anyway): the list,
+/// and each row with what it selects. The same formula as
+/// [`cost`](crate::cost), the check that runs before validation.
+pub(crate) fn list_complexity(limit: i32, child_complexity: usize) -> usize {
+    let rows = u64::try_from(limit.clamp(1, MAX_LIMIT)).unwrap_or(1);
+    let child = u64::try_from(child_complexity).unwrap_or(u64::MAX);
+    clamp_complexity(crate::cost::list_cost(rows, child))
 }
 
-/// Checks `skip` and `limit` (`BAD_USER_INPUT` when out of range).
-fn page_bounds(skip: i32, limit: i32) -> Result<(u64, u64), ApiError> {
+/// A complexity as async-graphql adds it up: capped far above any limit, so
+/// that its sums cannot overflow.
+pub(crate) fn clamp_complexity(cost: u64) -> usize {
+    usize::try_from(cost.min(1 << 40)).unwrap_or(usize::MAX)
+}
+
+/// `limit` as a row count, if it is within 1..=[`MAX_LIMIT`]
+/// (`BAD_USER_INPUT` otherwise).
+fn checked_limit(limit: i32) -> Result<u64, ApiError> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_input(format!(
             "limit must be between 1 and {MAX_LIMIT}, got {limit}"
         )));
     }
+    Ok(u64::try_from(limit).unwrap_or(1))
+}
+
+/// Checks a nested list's `limit` (`BAD_USER_INPUT` when out of range).
+pub(crate) fn nested_limit(limit: i32) -> Result<u64, ApiError> {
+    checked_limit(limit)
+}
+
+/// Checks `skip` and `limit` (`BAD_USER_INPUT` when out of range).
+fn page_bounds(skip: i32, limit: i32) -> Result<(u64, u64), ApiError> {
+    let limit = checked_limit(limit)?;
     let skip = u64::try_from(skip)
         .map_err(|_| ApiError::bad_input(format!("skip must not be negative, got {skip}")))?;
-    Ok((skip, u64::try_from(limit).unwrap_or(1)))
+    Ok((skip, limit))
 }
 
 async fn page<E: StoreEntity>(
@@ -43,6 +71,12 @@ async fn page<E: StoreEntity>(
     store(ctx)?.page::<E>(skip, limit).await.api()
 }
 
+/// The row count `usersByIds` answers for `ids` ids, as an `i32` limit
+/// (more than [`MAX_LIMIT`] is refused anyway).
+fn ids_complexity(ids: usize) -> i32 {
+    i32::try_from(ids).unwrap_or(i32::MAX)
+}
+
 #[Object]
 impl Query {
     /// The user with this id, or null.
@@ -52,7 +86,7 @@ impl Query {
     }
 
     /// The users with these ids, in the same order; null where there is none.
-    #[graphql(complexity = "page_complexity(MAX_LIMIT, child_complexity)")]
+    #[graphql(complexity = "list_complexity(ids_complexity(ids.len()), child_complexity)")]
     async fn users_by_ids(
         &self,
         ctx: &Context<'_>,
@@ -75,12 +109,12 @@ impl Query {
     }
 
     /// A page of users, ordered by id.
-    #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    #[graphql(complexity = "list_complexity(limit, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
-        #[graphql(default = 10)] limit: i32,
+        #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<User>> {
         let rows = page::<user::Entity>(ctx, skip, limit).await?;
         Ok(rows.into_iter().map(User::from).collect())
@@ -93,12 +127,12 @@ impl Query {
     }
 
     /// A page of groups, ordered by id.
-    #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    #[graphql(complexity = "list_complexity(limit, child_complexity)")]
     async fn groups(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
-        #[graphql(default = 10)] limit: i32,
+        #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<Group>> {
         let rows = page::<group::Entity>(ctx, skip, limit).await?;
         Ok(rows.into_iter().map(Group::from).collect())
@@ -120,12 +154,12 @@ impl Query {
     }
 
     /// A page of group types, ordered by id.
-    #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    #[graphql(complexity = "list_complexity(limit, child_complexity)")]
     async fn group_types(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
-        #[graphql(default = 10)] limit: i32,
+        #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<GroupType>> {
         let rows = page::<grouptype::Entity>(ctx, skip, limit).await?;
         Ok(rows.into_iter().map(GroupType::from).collect())

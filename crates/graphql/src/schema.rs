@@ -9,31 +9,23 @@ use roster_store::{Loaders, Store};
 use sea_orm::DatabaseConnection;
 
 use crate::caller::ScopeCheck;
-use crate::limits::{DepthLimit, ErrorCodes};
+use crate::limits::{
+    ErrorCodes, MAX_COMPLEXITY, MAX_DIRECTIVES, MAX_RECURSIVE_DEPTH, RequestLimits,
+};
 use crate::mutation::Mutation;
 use crate::query::Query;
 
 /// The Roster schema type.
 pub type RosterSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The deepest selection a query may nest.
-pub const MAX_DEPTH: usize = 12;
-/// The deepest an introspection-only query may nest: the introspection
-/// query GraphiQL sends is 13 levels deep (`__schema types fields args type`
-/// and seven `ofType`).
-pub const MAX_INTROSPECTION_DEPTH: usize = 16;
-/// The highest complexity a query may have (a page counts its `limit` times
-/// what each row selects).
-pub const MAX_COMPLEXITY: usize = 50_000;
-/// The deepest the parser recurses (nested lists, objects, selections).
-pub const MAX_RECURSIVE_DEPTH: usize = 32;
-
-/// Builds the schema with its limits: depth [`MAX_DEPTH`] (an
-/// introspection-only query [`MAX_INTROSPECTION_DEPTH`]), complexity
-/// [`MAX_COMPLEXITY`], parser recursion [`MAX_RECURSIVE_DEPTH`]. Errors
-/// async-graphql raises itself (syntax, validation, limits, values that do
-/// not parse as their type) get `extensions.code` `BAD_USER_INPUT`. A
-/// request carrying a [`Caller`](crate::Caller) in its data runs only the
+/// Builds the schema with its limits (see [`limits`](crate::limits)): each
+/// request is measured before async-graphql checks it (cost, depth,
+/// fragments, fields, input values; refusals carry `extensions.reason`),
+/// and async-graphql's own complexity, recursion and directive limits stay
+/// on behind it. Errors async-graphql raises itself (syntax, validation,
+/// values that do not parse as their type) get `extensions.code`
+/// `BAD_USER_INPUT`.
+/// A request carrying a [`Caller`](crate::Caller) in its data runs only the
 /// operations its scopes allow; the others are refused with `FORBIDDEN`
 /// right after parsing.
 ///
@@ -43,8 +35,9 @@ pub fn schema() -> RosterSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
+        .limit_directives(MAX_DIRECTIVES)
         .extension(ScopeCheck)
-        .extension(DepthLimit)
+        .extension(RequestLimits)
         .extension(ErrorCodes)
         .finish()
 }

@@ -10,6 +10,7 @@ use roster_store::{Loaders, Store};
 use serde_json::json;
 
 use crate::error::{ApiError, ResultExt};
+use crate::query::{DEFAULT_NESTED_LIMIT, list_complexity, nested_limit};
 use crate::scalars::{DateTime, rfc3339, to_id};
 
 /// The request's loaders (put into the request data by the server).
@@ -87,9 +88,15 @@ impl User {
     async fn lastchange(&self) -> DateTime {
         DateTime(self.0.lastchange)
     }
-    /// The user's groups, ordered by id.
-    async fn groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let groups = loaders(ctx)?.groups_of_user.load(self.0.id).await.api()?;
+    /// The user's first `limit` groups (1 to 1,000), ordered by id.
+    #[graphql(complexity = "list_complexity(limit, child_complexity)")]
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
+    ) -> async_graphql::Result<Vec<Group>> {
+        let loader = loaders(ctx)?.groups_of_user_at_most(nested_limit(limit).api()?);
+        let groups = loader.load(self.0.id).await.api()?;
         Ok(each(groups, Group))
     }
 }
@@ -121,9 +128,15 @@ impl Group {
         let kind = loaders(ctx)?.group_types.load(id).await.api()?;
         Ok(kind.map(GroupType))
     }
-    /// The group's members, ordered by id.
-    async fn users(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<User>> {
-        let users = loaders(ctx)?.users_of_group.load(self.0.id).await.api()?;
+    /// The group's first `limit` members (1 to 1,000), ordered by id.
+    #[graphql(complexity = "list_complexity(limit, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
+    ) -> async_graphql::Result<Vec<User>> {
+        let loader = loaders(ctx)?.users_of_group_at_most(nested_limit(limit).api()?);
+        let users = loader.load(self.0.id).await.api()?;
         Ok(each(users, User))
     }
 }
@@ -140,9 +153,15 @@ impl GroupType {
     async fn lastchange(&self) -> DateTime {
         DateTime(self.0.lastchange)
     }
-    /// The groups of this type, ordered by id.
-    async fn groups(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Group>> {
-        let groups = loaders(ctx)?.groups_of_type.load(self.0.id).await.api()?;
+    /// The first `limit` groups of this type (1 to 1,000), ordered by id.
+    #[graphql(complexity = "list_complexity(limit, child_complexity)")]
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
+    ) -> async_graphql::Result<Vec<Group>> {
+        let loader = loaders(ctx)?.groups_of_type_at_most(nested_limit(limit).api()?);
+        let groups = loader.load(self.0.id).await.api()?;
         Ok(each(groups, Group))
     }
 }

@@ -25,7 +25,7 @@ use crate::auth::AuthError;
 use crate::metrics::RefusalReason;
 use crate::policy::{self, GRAPHQL_RESPONSE_JSON};
 use crate::{AppState, HostPolicy, graphiql};
-use roster_graphql::{Caller, request_data, request_loaders};
+use roster_graphql::{Caller, MAX_RESPONSE_BYTES, request_data, request_loaders};
 
 /// The largest request body accepted (1 MiB); larger ones get HTTP 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -258,7 +258,7 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
     .instrument(span.clone());
     let limit = state.request_timeout();
     match tokio::time::timeout(limit, work).await {
-        Ok(Ok(response)) => span.in_scope(|| answer(&state, &response, graphql_response)),
+        Ok(Ok(response)) => span.in_scope(|| answer(&state, response, graphql_response)),
         Ok(Err(Early::BodyTimeout)) => {
             let mut response = refuse(
                 &state,
@@ -332,7 +332,11 @@ fn too_large(error: &axum::Error) -> bool {
 }
 
 /// Runs `batch` for `caller`.
-async fn execute(state: &AppState, batch: BatchRequest, caller: &Caller) -> BatchResponse {
+async fn execute(state: &AppState, mut batch: BatchRequest, caller: &Caller) -> BatchResponse {
+    // A batch is measured as a whole before any of it runs.
+    if let Err(refusal) = roster_graphql::admit(&mut batch) {
+        return BatchResponse::Single(refusal.to_response());
+    }
     let loaders = request_loaders(state.db(), state.metrics().loader());
     let introspection = state.settings().introspection;
     let prepare = |request: async_graphql::Request| {
@@ -357,10 +361,13 @@ async fn execute(state: &AppState, batch: BatchRequest, caller: &Caller) -> Batc
     }
 }
 
-/// The HTTP answer for `response`: counts its errors (and the refusals
-/// among them), picks the status and the media type.
-fn answer(state: &AppState, response: &BatchResponse, graphql_response: bool) -> Response {
-    let responses = match response {
+/// The HTTP answer for `response`: encodes it within
+/// [`MAX_RESPONSE_BYTES`] (refused with `response_size` beyond), counts its
+/// errors (and the refusals among them), picks the status and the media
+/// type.
+fn answer(state: &AppState, response: BatchResponse, graphql_response: bool) -> Response {
+    let (response, body) = roster_graphql::encode(response, MAX_RESPONSE_BYTES);
+    let responses = match &response {
         BatchResponse::Single(one) => std::slice::from_ref(one),
         BatchResponse::Batch(many) => many.as_slice(),
     };
@@ -376,14 +383,17 @@ fn answer(state: &AppState, response: &BatchResponse, graphql_response: bool) ->
         };
         if let Some(reason) = reason {
             state.metrics().refused(reason);
-            tracing::warn!(
-                reason = reason.as_str(),
-                "refused: {}",
-                shorten(&error.message)
-            );
+            // The schema logs its own refusals (cost, depth, …) once.
+            if reason == RefusalReason::Forbidden {
+                tracing::warn!(
+                    reason = reason.as_str(),
+                    "refused: {}",
+                    shorten(&error.message)
+                );
+            }
         }
     }
-    let status = match response {
+    let status = match &response {
         BatchResponse::Single(one)
             if one.data == async_graphql::Value::Null
                 && !one.errors.is_empty()
@@ -411,21 +421,15 @@ fn answer(state: &AppState, response: &BatchResponse, graphql_response: bool) ->
     } else {
         "application/json"
     };
-    match serde_json::to_vec(response) {
-        Ok(body) => (
-            status,
-            [
-                (header::CONTENT_TYPE, media_type),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "encoding a GraphQL answer failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, media_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A string in an error's `extensions` (`code`, `reason`), if it has one.

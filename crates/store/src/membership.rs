@@ -51,9 +51,7 @@ impl Store {
         };
         if added {
             self.after_write(move |loaders| {
-                loaders.groups_of_user.clear(&user_id);
-                loaders.users_of_group.clear(&group_id);
-                loaders.memberships.clear(&(user_id, group_id));
+                loaders.clear_membership(user_id, group_id);
             });
         }
         Ok(added)
@@ -73,9 +71,7 @@ impl Store {
             > 0;
         if removed {
             self.after_write(move |loaders| {
-                loaders.groups_of_user.clear(&user_id);
-                loaders.users_of_group.clear(&group_id);
-                loaders.memberships.clear(&(user_id, group_id));
+                loaders.clear_membership(user_id, group_id);
             });
         }
         Ok(removed)

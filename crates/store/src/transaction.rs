@@ -147,7 +147,8 @@ impl Store {
     ///     })
     ///     .await?;
     /// let members = store.loaders().users_of_group.load(admins.id).await?;
-    /// assert_eq!(members, Some(vec![ada]));
+    /// let names: Vec<_> = members.iter().flat_map(|m| m.iter().map(|u| u.name.clone())).collect();
+    /// assert_eq!(names, [ada.name]);
     /// # Ok(()) }
     /// ```
     pub async fn transaction<T, F, Fut>(&self, options: TxOptions, mut work: F) -> Result<T>

@@ -55,14 +55,14 @@ async fn a_bad_datetime_is_bad_user_input(db: &TestDb) {
     still_serving(&server).await;
 }
 
-/// `{ users(limit: 1) { groups { users { … { id } } } } }`, `levels` fields deep.
+/// `{ users(limit: 1) { groups(limit: 1) { users(limit: 1) { … { id } } } } }`,
+/// `levels` fields deep (one row per level: cheap, only deep).
 fn nested(levels: usize) -> String {
     let mut query = String::from("id");
     for level in (1..levels).rev() {
         let field = match level {
-            1 => "users(limit: 1)",
-            l if l % 2 == 0 => "groups",
-            _ => "users",
+            l if l % 2 == 0 => "groups(limit: 1)",
+            _ => "users(limit: 1)",
         };
         query = format!("{field} {{ {query} }}");
     }

@@ -3,9 +3,11 @@
 
 mod abuse;
 mod endpoints;
+mod limits;
 mod load;
 mod mutations;
 mod nested;
+mod readme;
 
 use roster::server::{AppState, serve};
 use serde_json::{Value, json};
