@@ -1,8 +1,9 @@
 //! The release-built GraphQL server under the abuse of issue 17:
-//! `cargo bench --bench abuse -- --server target/release/examples/graphql_server`.
+//! `cargo build --release -p roster-server && cargo bench --bench abuse --
+//! --server target/release/roster-server`.
 //!
 //! Starts the server binary given (build it first with
-//! `cargo build --release --example graphql_server`) in a process of its
+//! `cargo build --release -p roster-server`) in a process of its
 //! own on a fresh database per backend, fills the database so that heavy
 //! queries the cost model allows really return that much (1,200 users, 60
 //! groups of ~400 members), then sends what the issue sent: the 131-byte
@@ -101,12 +102,12 @@ fn args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = args()?;
     let server = args.server.clone().context(
-        "--server PATH is required: build it with `cargo build --release --example graphql_server` \
-         and pass target/release/examples/graphql_server",
+        "--server PATH is required: build it with `cargo build --release -p roster-server` \
+         and pass target/release/roster-server",
     )?;
     ensure!(
         std::path::Path::new(&server).is_file(),
-        "no server binary at {server}: build it with `cargo build --release --example graphql_server`"
+        "no server binary at {server}: build it with `cargo build --release -p roster-server`"
     );
     let runtime = tokio::runtime::Runtime::new()?;
     let mut report = String::new();

@@ -14,4 +14,5 @@ mod http;
 mod loader;
 mod migrations;
 mod sequence;
+mod sqlx_patch;
 mod store;
