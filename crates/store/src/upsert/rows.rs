@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue, DbBackend, IdenStatic, Iterable, Value};
 
 use super::{OnConflict, Upsert};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 
 /// The most bind parameters one statement may carry on `backend`:
 /// PostgreSQL and MySQL 65,535, SQLite 32,766.
@@ -117,19 +117,17 @@ impl<E: Upsert> Prepared<E> {
         chunk: Option<usize>,
         backend: DbBackend,
     ) -> Result<Self> {
-        let refused = |why: String| Error::refused(E::TABLE, why);
+        let refused = |refusal| Error::refused(E::TABLE, refusal);
         let version = E::version_column();
         if on_conflict == OnConflict::UpdateIfUnchanged && version.is_none() {
-            return Err(refused(
-                "UpdateIfUnchanged needs a versioned table (one with lastchange)".into(),
-            ));
+            return Err(refused(Refusal::NotVersioned));
         }
         let key_columns = E::conflict_columns();
         let no_key = |position: usize| {
-            refused(format!(
-                "row {position} has no value for the conflict key {:?}",
-                names(&key_columns)
-            ))
+            refused(Refusal::MissingKey {
+                row: position,
+                key: names(&key_columns),
+            })
         };
         let generated: Vec<&str> = E::generated_columns().iter().map(|c| c.as_str()).collect();
         let version_name = version.map(|v| v.as_str());
@@ -183,11 +181,11 @@ impl<E: Upsert> Prepared<E> {
                     .zip(&taken)
                     .filter_map(|(c, v)| (!v.is_not_set()).then_some(*c))
                     .collect();
-                return Err(refused(format!(
-                    "row {position} sets the columns {:?}, the first row {:?}; every row must set the same columns",
-                    names(&given),
-                    names(columns)
-                )));
+                return Err(refused(Refusal::ColumnsDiffer {
+                    row: position,
+                    columns: names(&given),
+                    first: names(columns),
+                }));
             }
             let mut values: Vec<Value> = Vec::with_capacity(columns.len());
             values.extend(taken.drain(..).filter_map(set_value));
@@ -196,13 +194,10 @@ impl<E: Upsert> Prepared<E> {
             }
             let key = key_of(key_index.iter().map(|i| &values[*i]));
             let expected = match (on_conflict, version) {
-                (OnConflict::UpdateIfUnchanged, Some(v)) => {
-                    Some(datetime(value(model.take(v))).ok_or_else(|| {
-                        refused(format!(
-                            "row {position} has no lastchange: UpdateIfUnchanged needs the version the caller read"
-                        ))
-                    })?)
-                }
+                (OnConflict::UpdateIfUnchanged, Some(v)) => Some(
+                    datetime(value(model.take(v)))
+                        .ok_or_else(|| refused(Refusal::MissingVersion { row: position }))?,
+                ),
                 _ => None,
             };
             rows.push(Row {
@@ -240,7 +235,7 @@ impl<E: Upsert> Prepared<E> {
         let per_row = columns.len() + usize::from(version.is_some());
         let most = (bind_limit(backend) / per_row.max(1)).max(1);
         let size = match chunk {
-            Some(0) => return Err(refused("the chunk size must be at least 1".into())),
+            Some(0) => return Err(refused(Refusal::ZeroChunk)),
             Some(n) => n.min(most),
             None => most,
         };
@@ -284,7 +279,7 @@ impl<E: Upsert> Prepared<E> {
     }
 }
 
-fn names<C: IdenStatic>(columns: &[C]) -> Vec<&'static str> {
+fn names<C: IdenStatic>(columns: &[C]) -> Box<[&'static str]> {
     columns.iter().map(|c| c.as_str()).collect()
 }
 
