@@ -107,9 +107,11 @@ impl RetryPolicy {
 
 impl Store {
     /// Runs `work` in a transaction and commits it; retries the whole
-    /// transaction when it fails with a serialization failure or deadlock
-    /// (PostgreSQL 40001, 40P01; MySQL 1213, 1205; SQLite busy), whether
-    /// raised by a statement or by `COMMIT`.
+    /// transaction when it fails with a retryable error
+    /// ([`Error::is_retryable`]: a serialization failure or deadlock,
+    /// PostgreSQL 40001, 40P01, MySQL 1213, 1205, SQLite busy; an advisory
+    /// lock not granted in time), whether raised by a statement or by
+    /// `COMMIT`.
     ///
     /// `work` receives a `Store` bound to the transaction (cheap to clone;
     /// do not keep a clone beyond the closure). Its cache effects reach the
@@ -303,13 +305,16 @@ impl Store {
 
     /// Takes the advisory lock `key` until the transaction ends, waiting for
     /// it if another process holds it; only on a store bound to a
-    /// transaction.
+    /// transaction (elsewhere [`Refusal::NotInTransaction`]).
     ///
     /// PostgreSQL: `pg_advisory_xact_lock(key)`, released by commit or
     /// rollback. MySQL: `GET_LOCK('roster_<key>', timeout)` on a connection
     /// of its own, released when the transaction ends (if the transaction is
-    /// abandoned, closing that connection releases it). SQLite: nothing to
-    /// take: a read-write transaction already excludes every other writer.
+    /// abandoned, closing that connection releases it); not granted within
+    /// `timeout`, [`Error::LockNotGranted`], which is retryable. PostgreSQL
+    /// waits without `timeout`, up to the statement time limit. SQLite:
+    /// nothing to take: a read-write transaction already excludes every
+    /// other writer.
     pub async fn advisory_lock(&self, key: i64, timeout: Duration) -> Result<()> {
         let Some(state) = &self.tx else {
             return Err(Error::refused("-", Refusal::NotInTransaction));
