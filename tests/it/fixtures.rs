@@ -2,7 +2,11 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use roster::entity::{group, grouptype, user, users_groups};
-use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, DatabaseConnection};
+use roster_testkit::{Backend, TestDb};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set, ConnectOptions, ConnectionTrait,
+    Database, DatabaseConnection,
+};
 
 /// A fixed timestamp with non-zero microseconds.
 pub fn timestamp() -> DateTime<Utc> {
@@ -97,4 +101,49 @@ pub fn owned_rows<T: Clone>(
     answer: Option<std::sync::Arc<Vec<std::sync::Arc<T>>>>,
 ) -> Option<Vec<T>> {
     answer.map(|rows| rows.iter().map(|row| T::clone(row)).collect())
+}
+
+/// A lock on the `users` table, held on a connection of its own, that makes
+/// every other session's reads and writes of it wait: PostgreSQL
+/// `LOCK TABLE … IN ACCESS EXCLUSIVE MODE` in an open transaction,
+/// MySQL/MariaDB `LOCK TABLES … WRITE`. Not on SQLite.
+pub struct UsersLocked {
+    conn: DatabaseConnection,
+    release: &'static str,
+}
+
+impl UsersLocked {
+    /// Takes the lock on `db`.
+    pub async fn take(db: &TestDb) -> Self {
+        let mut options = ConnectOptions::new(db.url().to_owned());
+        options
+            .max_connections(1)
+            .min_connections(0)
+            .sqlx_logging(false);
+        let conn = Database::connect(options).await.expect("connect");
+        let (take, release): (&[&str], _) = match db.backend() {
+            Backend::Postgres => (
+                &["BEGIN", "LOCK TABLE users IN ACCESS EXCLUSIVE MODE"],
+                "ROLLBACK",
+            ),
+            Backend::MySql => (&["LOCK TABLES users WRITE"], "UNLOCK TABLES"),
+            Backend::Sqlite => panic!("SQLite has no table lock a reader waits on"),
+        };
+        for sql in take {
+            conn.execute_unprepared(sql).await.expect(sql);
+        }
+        Self { conn, release }
+    }
+
+    /// Releases the lock and closes its connection.
+    pub async fn release(self) {
+        self.conn
+            .execute_unprepared(self.release)
+            .await
+            .expect(self.release);
+        self.conn
+            .close()
+            .await
+            .expect("close the lock's connection");
+    }
 }

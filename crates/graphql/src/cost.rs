@@ -15,17 +15,20 @@
 //! So the cost bounds the values (objects, list items, scalars) a response
 //! can hold, and the rows its statements can read.
 
+mod written;
+
 use std::collections::HashMap;
 
 use async_graphql::parser::types::{
     BaseType, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
     SelectionSet, ServiceDocument, Type, TypeKind, TypeSystemDefinition,
 };
-use async_graphql::{Name, Positioned, Variables};
+use async_graphql::{Name, Variables};
 use async_graphql_value::{ConstValue, Value};
 
 use crate::query::MAX_LIMIT;
 use crate::refusal::{Reason, Refusal};
+use written::check_written;
 
 /// What one write (a mutation field) costs on top of its field: a statement
 /// and a commit, weighed like reading a thousand values.
@@ -201,45 +204,8 @@ impl CostModel {
         variables: &Variables,
         caps: &Caps,
     ) -> Result<Analysis, Refusal> {
-        if document.fragments.len() > caps.fragments {
-            return Err(Refusal::new(
-                Reason::Fragments,
-                format!(
-                    "the document defines {} fragments; at most {} are allowed",
-                    document.fragments.len(),
-                    caps.fragments
-                ),
-            ));
-        }
-        let written = Written::count(document);
-        if written.spreads > caps.spreads {
-            return Err(Refusal::new(
-                Reason::Fragments,
-                format!(
-                    "the document has {} fragment spreads; at most {} are allowed",
-                    written.spreads, caps.spreads
-                ),
-            ));
-        }
-        if written.input_values > caps.input_values {
-            return Err(Refusal::new(
-                Reason::Cost,
-                format!(
-                    "the document has {} arguments and input values; at most {} are allowed",
-                    written.input_values, caps.input_values
-                ),
-            ));
-        }
-        if written.fields as u64 > caps.selections {
-            return Err(Refusal::new(
-                Reason::Cost,
-                format!(
-                    "the document selects {} fields; at most {} are allowed",
-                    written.fields, caps.selections
-                ),
-            ));
-        }
-
+        check_written(document, caps)?;
+        let total = self.measure(document, variables, caps)?;
         let introspection_only = document
             .operations
             .iter()
@@ -249,6 +215,36 @@ impl CostModel {
         } else {
             caps.depth
         };
+        if total.depth > depth_cap {
+            return Err(Refusal::new(
+                Reason::Depth,
+                format!(
+                    "the query is nested {} levels deep; at most {depth_cap} are allowed",
+                    total.depth
+                ),
+            ));
+        }
+        if total.cost > caps.cost {
+            return Err(Refusal::new(
+                Reason::Cost,
+                format!(
+                    "the query may cost up to {} (each list counts its `limit` times what \
+                     it selects); at most {} is allowed: ask for fewer rows with `limit`",
+                    total.cost, caps.cost
+                ),
+            ));
+        }
+        Ok(total)
+    }
+
+    /// Measures every operation of `document`, adding up their costs and
+    /// selections; refused as soon as the selections pass their cap.
+    fn measure(
+        &self,
+        document: &ExecutableDocument,
+        variables: &Variables,
+        caps: &Caps,
+    ) -> Result<Analysis, Refusal> {
         let mut total = Analysis::default();
         for (_, operation) in document.operations.iter() {
             let root = match operation.node.ty {
@@ -283,25 +279,6 @@ impl CostModel {
                 ));
             }
         }
-        if total.depth > depth_cap {
-            return Err(Refusal::new(
-                Reason::Depth,
-                format!(
-                    "the query is nested {} levels deep; at most {depth_cap} are allowed",
-                    total.depth
-                ),
-            ));
-        }
-        if total.cost > caps.cost {
-            return Err(Refusal::new(
-                Reason::Cost,
-                format!(
-                    "the query may cost up to {} (each list counts its `limit` times what \
-                     it selects); at most {} is allowed: ask for fewer rows with `limit`",
-                    total.cost, caps.cost
-                ),
-            ));
-        }
         Ok(total)
     }
 }
@@ -333,93 +310,6 @@ fn introspection_only(set: &SelectionSet) -> bool {
         Selection::Field(field) => field.node.name.node.starts_with("__"),
         Selection::FragmentSpread(_) | Selection::InlineFragment(_) => false,
     })
-}
-
-/// Counts of the document as written (no fragment expanded).
-#[derive(Debug, Default)]
-struct Written {
-    fields: usize,
-    spreads: usize,
-    input_values: usize,
-}
-
-impl Written {
-    fn count(document: &ExecutableDocument) -> Self {
-        let mut written = Written::default();
-        // An explicit stack: the parser bounds selection nesting (64), not
-        // value nesting.
-        let mut sets: Vec<&SelectionSet> = Vec::new();
-        for (_, operation) in document.operations.iter() {
-            for variable in &operation.node.variable_definitions {
-                written.input_values += 1;
-                if let Some(default) = &variable.node.default_value {
-                    written.const_value(&default.node);
-                }
-            }
-            written.directives(&operation.node.directives);
-            sets.push(&operation.node.selection_set.node);
-        }
-        for fragment in document.fragments.values() {
-            written.directives(&fragment.node.directives);
-            sets.push(&fragment.node.selection_set.node);
-        }
-        while let Some(set) = sets.pop() {
-            for item in &set.items {
-                match &item.node {
-                    Selection::Field(field) => {
-                        written.fields += 1;
-                        for (_, value) in &field.node.arguments {
-                            written.value(&value.node);
-                        }
-                        written.directives(&field.node.directives);
-                        sets.push(&field.node.selection_set.node);
-                    }
-                    Selection::FragmentSpread(spread) => {
-                        written.spreads += 1;
-                        written.directives(&spread.node.directives);
-                    }
-                    Selection::InlineFragment(inline) => {
-                        written.directives(&inline.node.directives);
-                        sets.push(&inline.node.selection_set.node);
-                    }
-                }
-            }
-        }
-        written
-    }
-
-    fn directives(&mut self, directives: &[Positioned<async_graphql::parser::types::Directive>]) {
-        for directive in directives {
-            self.input_values += 1;
-            for (_, value) in &directive.node.arguments {
-                self.value(&value.node);
-            }
-        }
-    }
-
-    fn value(&mut self, value: &Value) {
-        let mut stack = vec![value];
-        while let Some(value) = stack.pop() {
-            self.input_values += 1;
-            match value {
-                Value::List(items) => stack.extend(items),
-                Value::Object(fields) => stack.extend(fields.values()),
-                _ => {}
-            }
-        }
-    }
-
-    fn const_value(&mut self, value: &ConstValue) {
-        let mut stack = vec![value];
-        while let Some(value) = stack.pop() {
-            self.input_values += 1;
-            match value {
-                ConstValue::List(items) => stack.extend(items),
-                ConstValue::Object(fields) => stack.extend(fields.values()),
-                _ => {}
-            }
-        }
-    }
 }
 
 /// A selection set's measure.

@@ -137,9 +137,7 @@ impl From<roster_store::Error> for ApiError {
             Error::Invalid { table, reason, .. } => {
                 Self::BadUserInput(format!("invalid input for {table}: {reason}"))
             }
-            Error::Timeout { .. } | Error::Load(roster_loader::Error::Timeout { .. }) => {
-                Self::timeout(&err)
-            }
+            timed_out if timed_out.is_timeout() => Self::timeout(&timed_out),
             other => Self::internal(&other),
         }
     }
@@ -147,9 +145,10 @@ impl From<roster_store::Error> for ApiError {
 
 impl From<roster_loader::Error> for ApiError {
     fn from(err: roster_loader::Error) -> Self {
-        match err {
-            roster_loader::Error::Timeout { .. } => Self::timeout(&err),
-            other => Self::internal(&other),
+        if err.is_timeout() {
+            Self::timeout(&err)
+        } else {
+            Self::internal(&err)
         }
     }
 }
@@ -174,7 +173,7 @@ mod tests {
     #[test]
     fn timeouts_are_internal_errors_said_as_timeouts() {
         let store = roster_store::Error::Timeout {
-            operation: "update",
+            operation: roster_store::Operation::Update,
             table: "users",
             source: sea_orm::DbErr::Custom("canceling statement due to statement timeout".into()),
         };
@@ -187,5 +186,31 @@ mod tests {
             !message.contains("canceling"),
             "no database text leaks: {message}"
         );
+    }
+
+    #[test]
+    fn a_loader_timeout_is_said_as_a_store_timeout_is() {
+        let loader = roster_loader::Error::Timeout {
+            source_name: "users",
+            ids: 10,
+            limit: std::time::Duration::from_secs(1),
+        };
+        let store = roster_store::Error::Timeout {
+            operation: roster_store::Operation::Select,
+            table: "users",
+            source: sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout),
+        };
+        let through_store = ApiError::from(roster_store::Error::Load(loader.clone()));
+        assert_eq!(ApiError::from(loader), ApiError::Timeout);
+        assert_eq!(through_store, ApiError::Timeout);
+        assert_eq!(ApiError::from(store), ApiError::Timeout);
+    }
+
+    #[test]
+    fn a_failed_batch_that_is_no_timeout_is_internal() {
+        let failed = roster_loader::Error::BatchVanished {
+            source_name: "users",
+        };
+        assert_eq!(ApiError::from(failed), ApiError::Internal);
     }
 }

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::db_error;
+
 /// An error from a [`BatchSource`](crate::BatchSource): any error type, boxed.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -56,5 +58,55 @@ impl Error {
             Error::Source { source, .. } => source.downcast_ref::<sea_orm::DbErr>(),
             _ => None,
         }
+    }
+
+    /// Whether the load failed at a time limit: the loader's own
+    /// ([`Error::Timeout`]), or the database's, for a batch whose statement
+    /// the database stopped at its statement timeout or that waited too
+    /// long for a pooled connection ([`db_error::is_timeout`]).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Source { .. } => self.db_err().is_some_and(db_error::is_timeout),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnAcquireErr, DbErr};
+
+    fn failed(err: BoxError) -> Error {
+        Error::Source {
+            source_name: "users",
+            ids: 3,
+            source: Arc::new(err),
+        }
+    }
+
+    #[test]
+    fn a_batch_over_a_time_limit_is_a_timeout() {
+        let own = Error::Timeout {
+            source_name: "users",
+            ids: 3,
+            limit: std::time::Duration::from_secs(1),
+        };
+        assert!(own.is_timeout());
+        let pool = failed(Box::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)));
+        assert!(pool.is_timeout());
+    }
+
+    #[test]
+    fn other_failures_are_not_timeouts() {
+        let custom = failed(Box::new(DbErr::Custom("statement timeout".into())));
+        assert!(!custom.is_timeout(), "decided by the code, not the text");
+        let not_db = failed("timed out".into());
+        assert!(!not_db.is_timeout());
+        let vanished = Error::BatchVanished {
+            source_name: "users",
+        };
+        assert!(!vanished.is_timeout());
     }
 }

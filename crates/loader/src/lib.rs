@@ -30,6 +30,9 @@
 //! - [`LoaderMetrics`]: counters and histograms to export.
 //! - [`sql`]: how keys become a stable `WHERE` clause ([`ScalarKey`],
 //!   [`SqlKey`]).
+//! - [`Error`]: why a load failed; [`db_error`]: how a database error is
+//!   classified (its backend code, a timeout, worth retrying), shared with
+//!   the store.
 //!
 //! # Example: a GraphQL-style fan-out
 //! Groups, their users, and those users' groups: one statement per level,
@@ -76,6 +79,7 @@
 //! ```
 
 mod cache;
+pub mod db_error;
 mod entity_source;
 mod error;
 mod key;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::Response;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -211,35 +212,12 @@ async fn connection(
         conn: conn.clone(),
         registry: registry.clone(),
     });
-    let service = {
-        let conn = conn.clone();
-        let registry = registry.clone();
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let router = router.clone();
-            let conn = conn.clone();
-            let registry = registry.clone();
-            async move {
-                conn.requests.fetch_add(1, Ordering::Relaxed);
-                conn.in_flight.fetch_add(1, Ordering::AcqRel);
-                let answered = Answered { conn, registry };
-                answered.conn.handlers.fetch_add(1, Ordering::AcqRel);
-                let response = router.oneshot(request.map(Body::new)).await;
-                answered.conn.handlers.fetch_sub(1, Ordering::AcqRel);
-                let response = match response {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                };
-                // The request is in flight until its body is sent (or dropped).
-                let response = response.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _ = &answered;
-                        frame
-                    }))
-                });
-                Ok::<_, Infallible>(response)
-            }
-        })
-    };
+    let service = hyper::service::service_fn({
+        let (conn, registry) = (conn.clone(), registry.clone());
+        move |request: hyper::Request<Incoming>| {
+            answer(request, router.clone(), conn.clone(), registry.clone())
+        }
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -256,18 +234,7 @@ async fn connection(
                 if let Err(e) = result
                     && e.is_timeout()
                 {
-                    let partial = conn.bytes_read.load(Ordering::Relaxed)
-                        > conn.bytes_read_at_last_answer.load(Ordering::Relaxed);
-                    // A keep-alive connection that sent nothing more after
-                    // its answers just closes; anything else was refused.
-                    if partial || conn.requests.load(Ordering::Relaxed) == 0 {
-                        metrics.refused(RefusalReason::HeaderTimeout);
-                        tracing::warn!(
-                            reason = "header_timeout",
-                            limit = ?limits.header_timeout,
-                            "closed a connection whose request headers did not arrive in time"
-                        );
-                    }
+                    header_timed_out(&conn, &metrics, &limits);
                 }
                 break;
             }
@@ -299,6 +266,49 @@ async fn connection(
         }
     }
     registry.remove(conn.id);
+}
+
+/// Answers one request of `conn` through `router`, counting it in flight
+/// until its answer's body is sent (or dropped).
+async fn answer(
+    request: hyper::Request<Incoming>,
+    router: Router,
+    conn: Arc<Conn>,
+    registry: Arc<Registry>,
+) -> Result<Response, Infallible> {
+    conn.requests.fetch_add(1, Ordering::Relaxed);
+    conn.in_flight.fetch_add(1, Ordering::AcqRel);
+    let answered = Answered { conn, registry };
+    answered.conn.handlers.fetch_add(1, Ordering::AcqRel);
+    let response = router.oneshot(request.map(Body::new)).await;
+    answered.conn.handlers.fetch_sub(1, Ordering::AcqRel);
+    let response = match response {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    // The request is in flight until its body is sent (or dropped).
+    Ok(response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _ = &answered;
+            frame
+        }))
+    }))
+}
+
+/// Counts and logs a header timeout on `conn` as a refusal, unless the
+/// connection was a keep-alive one that sent nothing more after its
+/// answers (it just closes).
+fn header_timed_out(conn: &Conn, metrics: &Metrics, limits: &HttpLimits) {
+    let partial = conn.bytes_read.load(Ordering::Relaxed)
+        > conn.bytes_read_at_last_answer.load(Ordering::Relaxed);
+    if partial || conn.requests.load(Ordering::Relaxed) == 0 {
+        metrics.refused(RefusalReason::HeaderTimeout);
+        tracing::warn!(
+            reason = "header_timeout",
+            limit = ?limits.header_timeout,
+            "closed a connection whose request headers did not arrive in time"
+        );
+    }
 }
 
 /// Marks a request answered (sent or dropped) when dropped.

@@ -14,7 +14,7 @@ use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryOrder, QuerySelect, T
 
 use crate::ServerError;
 
-/// How many rows of each kind the demo data has.
+/// Group types in the demo data.
 pub const GROUP_TYPES: usize = 5;
 /// Groups in the demo data.
 pub const GROUPS: usize = 60;

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::entities::StoreEntity;
-use crate::error::{Conflict, Error, Result};
+use crate::error::{Conflict, Error, Operation, Refusal, Result};
 use crate::{Store, lastchange};
 
 /// The largest page [`Store::page`] returns.
@@ -36,7 +36,7 @@ impl Store {
         }
         find_by_id::<E, _>(&self.connection(), id)
             .await
-            .map_err(|e| Error::from_db("get", E::TABLE, e))
+            .map_err(|e| Error::from_db(Operation::Get, E::TABLE, e))
     }
 
     /// Inserts a row and returns it as stored (id and `lastchange` set).
@@ -68,8 +68,8 @@ impl Store {
             .into_table(E::default())
             .columns(columns)
             .values(values)
-            .map_err(|e| Error::refused(E::TABLE, e.to_string()))?;
-        let insert_err = |e| Error::from_db("insert", E::TABLE, e);
+            .map_err(|e| Error::refused(E::TABLE, Refusal::unbuildable(e)))?;
+        let insert_err = |e| Error::from_db(Operation::Insert, E::TABLE, e);
         let model = if backend == DbBackend::MySql {
             let conn = self.connection();
             let result = conn.execute(&insert).await.map_err(insert_err)?;
@@ -77,8 +77,7 @@ impl Store {
                 ActiveValue::Set(v) | ActiveValue::Unchanged(v) => id_from_value(v),
                 ActiveValue::NotSet => i64::try_from(result.last_insert_id()).ok(),
             };
-            let id =
-                id.ok_or_else(|| Error::refused(E::TABLE, "the inserted row has no usable id"))?;
+            let id = id.ok_or(Error::refused(E::TABLE, Refusal::NoUsableId))?;
             find_by_id::<E, _>(&conn, id)
                 .await
                 .map_err(insert_err)?
@@ -93,7 +92,7 @@ impl Store {
                 .query_one(&insert)
                 .await
                 .map_err(insert_err)?
-                .ok_or_else(|| Error::refused(E::TABLE, "the insert returned no row"))?;
+                .ok_or(Error::refused(E::TABLE, Refusal::NoRowReturned))?;
             E::Model::from_query_result(&row, "").map_err(insert_err)?
         };
         let cached = model.clone();
@@ -132,14 +131,11 @@ impl Store {
                 continue;
             };
             if column.as_str() == E::lastchange_column().as_str() {
-                return Err(Error::refused(
-                    E::TABLE,
-                    "lastchange is set by the store; pass the version you read as `expected`",
-                ));
+                return Err(Error::refused(E::TABLE, Refusal::LastchangeSet));
             }
             if column.as_str() == E::id_column().as_str() {
                 if id_from_value(value) != Some(id) {
-                    return Err(Error::refused(E::TABLE, "the id of a row cannot change"));
+                    return Err(Error::refused(E::TABLE, Refusal::IdChanged { id }));
                 }
                 continue;
             }
@@ -153,7 +149,7 @@ impl Store {
                 E::lastchange_column(),
                 expected,
             ));
-        let update_err = |e| Error::from_db("update", E::TABLE, e);
+        let update_err = |e| Error::from_db(Operation::Update, E::TABLE, e);
 
         let updated = if backend == DbBackend::MySql {
             // No UPDATE … RETURNING: update and read back in one transaction,
@@ -190,7 +186,7 @@ impl Store {
         };
 
         let Some(model) = updated else {
-            return Err(self.mismatch::<E>(id, expected, "update").await);
+            return Err(self.mismatch::<E>(id, expected, Operation::Update).await);
         };
         let cached = model.clone();
         self.after_write(move |loaders| {
@@ -225,11 +221,11 @@ impl Store {
         let deleted = delete
             .exec(&self.connection())
             .await
-            .map_err(|e| Error::from_db("delete", E::TABLE, e))?
+            .map_err(|e| Error::from_db(Operation::Delete, E::TABLE, e))?
             .rows_affected;
         if deleted == 0 {
             return Err(match expected {
-                Some(expected) => self.mismatch::<E>(id, expected, "delete").await,
+                Some(expected) => self.mismatch::<E>(id, expected, Operation::Delete).await,
                 None => Error::NotFound {
                     table: E::TABLE,
                     id,
@@ -277,7 +273,10 @@ impl Store {
         if limit > MAX_PAGE {
             return Err(Error::refused(
                 E::TABLE,
-                format!("a page holds at most {MAX_PAGE} rows, {limit} asked"),
+                Refusal::PageTooLarge {
+                    limit,
+                    max: MAX_PAGE,
+                },
             ));
         }
         let select = E::find()
@@ -296,7 +295,7 @@ impl Store {
         let rows = select
             .all(&self.connection())
             .await
-            .map_err(|e| Error::from_db("select", E::TABLE, e))?;
+            .map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))?;
         if self.tx.is_none() {
             let loader = E::loader(&self.loaders);
             for row in &rows {
@@ -319,7 +318,7 @@ impl Store {
         let select = E::find()
             .filter(condition)
             .order_by(E::id_column(), Order::Asc);
-        let stream_err = |e| Error::from_db("stream", E::TABLE, e);
+        let stream_err = |e| Error::from_db(Operation::Stream, E::TABLE, e);
         let stream = match &self.tx {
             Some(state) => select.stream(&state.txn).await.map_err(stream_err)?.boxed(),
             None => select.stream(&self.db).await.map_err(stream_err)?.boxed(),
@@ -328,7 +327,7 @@ impl Store {
     }
 
     /// After a checked write matched no row: `NotFound` or `Conflict`.
-    async fn mismatch<E>(&self, id: i64, expected: DateTime<Utc>, operation: &'static str) -> Error
+    async fn mismatch<E>(&self, id: i64, expected: DateTime<Utc>, operation: Operation) -> Error
     where
         E: StoreEntity,
     {

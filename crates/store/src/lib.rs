@@ -16,8 +16,9 @@
 //!   statement, reported chunk by chunk ([`ChunkReport`]); [`Upsert`] makes
 //!   a table upsertable.
 //! - [`Loaders`]: the per-request set of loaders the store keeps current.
-//! - [`Error`]: `Conflict`, `NotFound`, `Invalid`, `Timeout`, `Database`
-//!   (with the backend's code).
+//! - [`Error`]: `Conflict`, `NotFound`, `Invalid` (with an
+//!   [`InvalidReason`], or the store's own [`Refusal`]), `Timeout`,
+//!   `Database` (with the [`Operation`] and the backend's code).
 //! - [`StoreEntity`]: what makes an entity storable.
 //! - [`pool`]: opening a pool with a statement time limit, a bounded
 //!   acquire wait and (on MySQL) a check that keeps half-read connections
@@ -36,7 +37,7 @@ mod upsert;
 
 pub use crud::MAX_PAGE;
 pub use entities::StoreEntity;
-pub use error::{Conflict, Error, InvalidReason, Result};
+pub use error::{Conflict, Error, InvalidReason, Operation, Refusal, Result};
 pub use lastchange::truncate_to_micros;
 pub use loaders::Loaders;
 pub use pool::PoolSettings;

@@ -5,7 +5,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter};
 
 use crate::Store;
-use crate::error::{Error, InvalidReason, Result};
+use crate::error::{Error, InvalidReason, Operation, Result};
 
 const TABLE: &str = "users_groups";
 
@@ -26,7 +26,7 @@ impl Store {
             // `ON DUPLICATE KEY UPDATE` cannot tell "added" from "present".
             match insert.exec_without_returning(&self.connection()).await {
                 Ok(_) => true,
-                Err(e) => match Error::from_db("insert", TABLE, e) {
+                Err(e) => match Error::from_db(Operation::Insert, TABLE, e) {
                     Error::Invalid {
                         reason: InvalidReason::Duplicate,
                         ..
@@ -46,7 +46,7 @@ impl Store {
                 )
                 .exec_without_returning(&self.connection())
                 .await
-                .map_err(|e| Error::from_db("insert", TABLE, e))?;
+                .map_err(|e| Error::from_db(Operation::Insert, TABLE, e))?;
             inserted > 0
         };
         if added {
@@ -66,7 +66,7 @@ impl Store {
             .filter(users_groups::Column::GroupId.eq(group_id))
             .exec(&self.connection())
             .await
-            .map_err(|e| Error::from_db("delete", TABLE, e))?
+            .map_err(|e| Error::from_db(Operation::Delete, TABLE, e))?
             .rows_affected
             > 0;
         if removed {

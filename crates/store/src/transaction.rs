@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::Store;
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Refusal, Result};
 use crate::store::{Effect, TxState};
 
 /// How [`Store::transaction`] runs its closure.
@@ -107,9 +107,11 @@ impl RetryPolicy {
 
 impl Store {
     /// Runs `work` in a transaction and commits it; retries the whole
-    /// transaction when it fails with a serialization failure or deadlock
-    /// (PostgreSQL 40001, 40P01; MySQL 1213, 1205; SQLite busy), whether
-    /// raised by a statement or by `COMMIT`.
+    /// transaction when it fails with a retryable error
+    /// ([`Error::is_retryable`]: a serialization failure or deadlock,
+    /// PostgreSQL 40001, 40P01, MySQL 1213, 1205, SQLite busy; an advisory
+    /// lock not granted in time), whether raised by a statement or by
+    /// `COMMIT`.
     ///
     /// `work` receives a `Store` bound to the transaction (cheap to clone;
     /// do not keep a clone beyond the closure). Its cache effects reach the
@@ -151,10 +153,26 @@ impl Store {
     /// assert_eq!(names, [ada.name]);
     /// # Ok(()) }
     /// ```
-    pub async fn transaction<T, F, Fut>(&self, options: TxOptions, mut work: F) -> Result<T>
+    pub async fn transaction<T, F, Fut>(&self, options: TxOptions, work: F) -> Result<T>
     where
         F: FnMut(Store) -> Fut,
         Fut: Future<Output = Result<T>>,
+    {
+        self.transaction_with(options, work).await
+    }
+
+    /// [`Store::transaction`] for work that fails with `X`: the store's
+    /// [`Error`], or an error of the crate's own that also carries states a
+    /// caller never sees (an upsert chunk that did not get its turn).
+    pub(crate) async fn transaction_with<T, X, F, Fut>(
+        &self,
+        options: TxOptions,
+        mut work: F,
+    ) -> Result<T, X>
+    where
+        X: TxError,
+        F: FnMut(Store) -> Fut,
+        Fut: Future<Output = Result<T, X>>,
     {
         let nested = self.tx.is_some();
         let max_attempts = if nested {
@@ -178,12 +196,15 @@ impl Store {
         }
     }
 
-    async fn attempt<T, F, Fut>(&self, options: &TxOptions, work: &mut F) -> Result<T>
+    /// One attempt of [`Store::transaction_with`]: begin, run `work`,
+    /// commit or roll back, then apply or drop the cache effects.
+    async fn attempt<T, X, F, Fut>(&self, options: &TxOptions, work: &mut F) -> Result<T, X>
     where
+        X: TxError,
         F: FnMut(Store) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = Result<T, X>>,
     {
-        let begin_err = |e| Error::from_db("begin", "-", e);
+        let begin_err = |e| Error::from_db(Operation::Begin, "-", e);
         let nested = self.tx.is_some();
         let (txn, read_only) = match &self.tx {
             Some(parent) => (
@@ -235,30 +256,38 @@ impl Store {
             ..
         } = state;
         let effects = effects.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let result = match outcome {
-            Ok(value) => txn.commit().await.map(|()| value).map_err(|e| {
-                if nested {
-                    Error::from_db("release savepoint", "-", e)
-                } else {
-                    Error::from_commit(e)
-                }
-            }),
+        let value = match outcome {
+            Ok(value) => value,
             Err(error) => {
                 if let Err(rollback) = txn.rollback().await {
                     tracing::warn!(%rollback, "rollback failed; the connection is discarded");
                 }
-                Err(error)
+                release_mysql_locks(mysql_locks.into_inner()).await;
+                return Err(error);
             }
         };
+        let committed = txn.commit().await.map_err(|e| {
+            if nested {
+                Error::from_db(Operation::ReleaseSavepoint, "-", e)
+            } else {
+                Error::from_commit(e)
+            }
+        });
         release_mysql_locks(mysql_locks.into_inner()).await;
-        match &result {
-            Ok(_) => self.apply(effects),
-            // The writes may be in the database or not: forget what the
-            // request's loaders hold rather than guess.
-            Err(Error::CommitUnknown { .. }) => self.loaders.clear_all(),
-            Err(_) => {}
+        match committed {
+            Ok(()) => {
+                self.apply(effects);
+                Ok(value)
+            }
+            Err(error) => {
+                // The writes may be in the database or not: forget what the
+                // request's loaders hold rather than guess.
+                if matches!(error, Error::CommitUnknown { .. }) {
+                    self.loaders.clear_all();
+                }
+                Err(error.into())
+            }
         }
-        result
     }
 
     /// Applies committed effects: to the loaders, or to the parent
@@ -276,18 +305,21 @@ impl Store {
 
     /// Takes the advisory lock `key` until the transaction ends, waiting for
     /// it if another process holds it; only on a store bound to a
-    /// transaction.
+    /// transaction (elsewhere [`Refusal::NotInTransaction`]).
     ///
     /// PostgreSQL: `pg_advisory_xact_lock(key)`, released by commit or
     /// rollback. MySQL: `GET_LOCK('roster_<key>', timeout)` on a connection
     /// of its own, released when the transaction ends (if the transaction is
-    /// abandoned, closing that connection releases it). SQLite: nothing to
-    /// take: a read-write transaction already excludes every other writer.
+    /// abandoned, closing that connection releases it); not granted within
+    /// `timeout`, [`Error::LockNotGranted`], which is retryable. PostgreSQL
+    /// waits without `timeout`, up to the statement time limit. SQLite:
+    /// nothing to take: a read-write transaction already excludes every
+    /// other writer.
     pub async fn advisory_lock(&self, key: i64, timeout: Duration) -> Result<()> {
         let Some(state) = &self.tx else {
-            return Err(Error::refused("-", "advisory_lock needs a transaction"));
+            return Err(Error::refused("-", Refusal::NotInTransaction));
         };
-        let lock_err = |e| Error::from_db("advisory lock", "-", e);
+        let lock_err = |e| Error::from_db(Operation::AdvisoryLock, "-", e);
         match self.backend() {
             DbBackend::Postgres => {
                 let stmt = sea_orm::Statement::from_sql_and_values(
@@ -319,13 +351,9 @@ impl Store {
                             )))
                         })?;
                 if got != Some(1) {
-                    return Err(Error::Database {
-                        operation: "advisory lock",
-                        table: "-",
-                        code: Some("1205".into()),
-                        source: sea_orm::DbErr::Custom(format!(
-                            "advisory lock {key} not granted within {timeout:?}"
-                        )),
+                    return Err(Error::LockNotGranted {
+                        key,
+                        waited: timeout,
                     });
                 }
                 state.mysql_locks.lock().await.push(conn);
@@ -333,6 +361,19 @@ impl Store {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// What a transaction's work may fail with: the store's [`Error`], or (in
+/// the crate) an error that wraps it and carries states of its own.
+pub(crate) trait TxError: From<Error> + std::fmt::Display {
+    /// Whether running the whole transaction again may succeed.
+    fn is_retryable(&self) -> bool;
+}
+
+impl TxError for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
     }
 }
 

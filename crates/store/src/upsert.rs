@@ -13,6 +13,7 @@ mod rows;
 mod unnest;
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use roster_entity::{group, grouptype, user, users_groups};
 use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, FromQueryResult, ModelTrait};
 
 use crate::error::{Error, Result};
+use crate::transaction::TxError;
 use crate::{Loaders, Store, TxOptions};
 
 pub use rows::bind_limit;
@@ -378,7 +380,7 @@ impl Store {
                     // The next chunk's statement is built while this one runs.
                     let ahead = encode_ahead(&prepared, next + 1, backend);
                     let report = store
-                        .upsert_chunk(&prepared, &batch, encoded.as_ref(), None, true)
+                        .upsert_chunk(&prepared, &batch, encoded.as_ref(), None)
                         .await;
                     let state = State::Ready {
                         store,
@@ -433,41 +435,24 @@ impl Store {
     }
 
     /// Writes one chunk in its own transaction (a savepoint inside the
-    /// caller's), and with `name_bad_row` names the bad row if the database
-    /// refused one. In a pipeline, `turn` says when the chunk may commit.
+    /// caller's) and commits it at once; names the bad row if the database
+    /// refused one. In a pipeline (its turn has come), `turn` lets the next
+    /// chunk take a connection once this one has its own.
     async fn upsert_chunk<E: Upsert>(
         &self,
         prepared: &rows::Prepared<E>,
         batch: &rows::Batch,
         encoded: Option<&unnest::Arrays>,
         turn: Option<&pipeline::Turn>,
-        name_bad_row: bool,
     ) -> Result<ChunkReport<E::Model>> {
         let now = crate::lastchange::truncate_to_micros(Utc::now());
-        let result = self
-            .transaction(TxOptions::new(), |tx| async move {
-                if let Some(turn) = turn {
-                    turn.began();
-                }
-                let started = std::time::Instant::now();
-                let counts = chunk::write::<E>(&tx, prepared, batch, encoded, now).await?;
-                if let Some(turn) = turn {
-                    turn.wait(E::TABLE, started.elapsed()).await?;
-                }
-                tx.after_write(E::invalidate);
-                Ok(counts)
-            })
+        let commit_now = |_: Duration| async { Ok::<(), Error>(()) };
+        let written = self
+            .write_chunk(prepared, batch, encoded, now, turn, commit_now)
             .await;
-        match result {
-            Ok(counts) => Ok(ChunkReport {
-                rows: batch.input.clone(),
-                inserted: counts.inserted,
-                updated: counts.updated,
-                ignored: counts.ignored,
-                superseded: batch.superseded,
-                conflicts: counts.conflicts,
-            }),
-            Err(err @ Error::Invalid { .. }) if name_bad_row && self.tx.is_none() => {
+        match written {
+            Ok(counts) => Ok(report(batch, counts)),
+            Err(err @ Error::Invalid { .. }) if self.tx.is_none() => {
                 match chunk::find_bad_row::<E>(&self.db, prepared, batch, now).await {
                     Some(row) => Err(Error::BadRow {
                         table: E::TABLE,
@@ -480,6 +465,72 @@ impl Store {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Writes a chunk of a pipeline before its turn: its transaction stays
+    /// open until the chunks before it have committed, then commits. A
+    /// failure is provisional (the chunk is written again at its turn), so
+    /// no bad row is looked for.
+    async fn upsert_chunk_ahead<E: Upsert>(
+        &self,
+        prepared: &rows::Prepared<E>,
+        batch: &rows::Batch,
+        encoded: Option<&unnest::Arrays>,
+        turn: &pipeline::Turn,
+    ) -> Result<ChunkReport<E::Model>, pipeline::Ahead> {
+        let now = crate::lastchange::truncate_to_micros(Utc::now());
+        let at_its_turn = |statement: Duration| async move {
+            turn.wait(statement).await.map_err(pipeline::Ahead::Missed)
+        };
+        let counts = self
+            .write_chunk(prepared, batch, encoded, now, Some(turn), at_its_turn)
+            .await?;
+        Ok(report(batch, counts))
+    }
+
+    /// Writes `batch` in a transaction of its own, stamping versions with
+    /// `now`; `before_commit` is given the statement's time and decides
+    /// when (and whether) the transaction commits. `turn`, in a pipeline,
+    /// hears when the chunk has its connection.
+    async fn write_chunk<E, X, C, Fut>(
+        &self,
+        prepared: &rows::Prepared<E>,
+        batch: &rows::Batch,
+        encoded: Option<&unnest::Arrays>,
+        now: DateTime<Utc>,
+        turn: Option<&pipeline::Turn>,
+        before_commit: C,
+    ) -> Result<chunk::Counts<E::Model>, X>
+    where
+        E: Upsert,
+        X: TxError,
+        C: Fn(Duration) -> Fut,
+        Fut: Future<Output = Result<(), X>>,
+    {
+        let before_commit = &before_commit;
+        self.transaction_with(TxOptions::new(), |tx| async move {
+            if let Some(turn) = turn {
+                turn.began();
+            }
+            let started = std::time::Instant::now();
+            let counts = chunk::write::<E>(&tx, prepared, batch, encoded, now).await?;
+            before_commit(started.elapsed()).await?;
+            tx.after_write(E::invalidate);
+            Ok(counts)
+        })
+        .await
+    }
+}
+
+/// The report of `batch`, which wrote `counts`.
+fn report<M>(batch: &rows::Batch, counts: chunk::Counts<M>) -> ChunkReport<M> {
+    ChunkReport {
+        rows: batch.input.clone(),
+        inserted: counts.inserted,
+        updated: counts.updated,
+        ignored: counts.ignored,
+        superseded: batch.superseded,
+        conflicts: counts.conflicts,
     }
 }
 

@@ -8,6 +8,7 @@ mod load;
 mod mutations;
 mod nested;
 mod readme;
+mod timeouts;
 
 use roster::server::{AppState, serve};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 use chrono::TimeDelta;
 use futures::TryStreamExt;
 use roster::entity::{group, grouptype, user};
-use roster::store::{Error, InvalidReason, Store};
+use roster::store::{Error, InvalidReason, Refusal, Store};
 use roster_testkit::{TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter};
@@ -269,20 +269,25 @@ async fn bad_input_is_invalid_not_a_database_error(db: &TestDb) {
         })
         .await
         .expect("group");
-    let err = store
-        .delete::<grouptype::Entity>(kind.id, None)
-        .await
-        .expect_err("still used");
-    assert!(
-        matches!(
-            err,
-            Error::Invalid {
-                reason: InvalidReason::StillReferenced,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    // Unchecked and checked deletes alike: the foreign-key code a delete
+    // meets means the row is still referenced.
+    for expected in [None, Some(kind.lastchange)] {
+        let err = store
+            .delete::<grouptype::Entity>(kind.id, expected)
+            .await
+            .expect_err("still used");
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    table: "grouptypes",
+                    reason: InvalidReason::StillReferenced,
+                    source: Some(_),
+                }
+            ),
+            "{expected:?}: {err:?}"
+        );
+    }
 
     let row = new_user(&store, "Ada").await;
     let err = store
@@ -300,8 +305,9 @@ async fn bad_input_is_invalid_not_a_database_error(db: &TestDb) {
         matches!(
             err,
             Error::Invalid {
-                reason: InvalidReason::Refused(_),
-                ..
+                table: "users",
+                reason: InvalidReason::Refused(Refusal::LastchangeSet),
+                source: None,
             }
         ),
         "{err:?}"

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod crud;
+mod errors;
 mod pool;
 mod transactions;
 mod upsert;

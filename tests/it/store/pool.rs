@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use roster::entity::user;
-use roster::store::{Error, PoolSettings, Store, pool};
+use roster::store::{Error, Operation, PoolSettings, Store, pool};
 use roster_testkit::{TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, TransactionTrait};
@@ -82,7 +82,14 @@ async fn statement_timeout_stops_a_blocked_update(db: &TestDb) {
     let waited = started.elapsed();
     holder.rollback().await.expect("rollback");
     assert!(
-        matches!(blocked, Err(Error::Timeout { .. })),
+        matches!(
+            blocked,
+            Err(Error::Timeout {
+                operation: Operation::Update,
+                table: "users",
+                ..
+            })
+        ),
         "expected Timeout, got {blocked:?}"
     );
     assert!(

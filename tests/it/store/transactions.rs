@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use roster::entity::{group, user};
-use roster::store::{Error, IsolationLevel, PoolSettings, Store, TxOptions, pool};
+use roster::store::{Error, IsolationLevel, Operation, PoolSettings, Store, TxOptions, pool};
 use roster_testkit::{TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
@@ -257,7 +257,7 @@ async fn tagged_pair(store: &Store, tag: String, fail_first: bool) -> Result<(),
                 }
                 if fail_first && attempts.fetch_add(1, Ordering::SeqCst) == 0 {
                     return Err(Error::Database {
-                        operation: "test",
+                        operation: Operation::Query,
                         table: "-",
                         code: Some("40001".into()),
                         source: sea_orm::DbErr::Custom("injected serialization failure".into()),

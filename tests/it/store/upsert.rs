@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use roster::entity::{group, user, users_groups};
-use roster::store::{Error, InvalidReason, OnConflict, Store, Upsert, UpsertOptions, bind_limit};
+use roster::store::{
+    Error, InvalidReason, OnConflict, Refusal, Store, Upsert, UpsertOptions, bind_limit,
+};
 use roster_testkit::{Backend, TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
@@ -318,6 +320,18 @@ async fn memberships_upsert_on_their_unique_key(db: &TestDb) {
     assert_eq!(members.map(|m| m.len()), Some(1));
 }
 
+/// The refusal of an `Error::Invalid`, if it is one.
+fn refusal(err: &Error) -> Option<&Refusal> {
+    match err {
+        Error::Invalid {
+            reason: InvalidReason::Refused(refusal),
+            source: None,
+            ..
+        } => Some(refusal),
+        _ => None,
+    }
+}
+
 async fn bad_input_is_refused_before_sending(db: &TestDb) {
     let store = Store::new(db.conn().clone());
     let mixed = [
@@ -331,7 +345,15 @@ async fn bad_input_is_refused_before_sending(db: &TestDb) {
         .upsert_all::<user::Entity>(mixed, OnConflict::Update, None)
         .await
         .expect_err("rows setting different columns");
-    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    assert_eq!(
+        refusal(&err),
+        Some(&Refusal::ColumnsDiffer {
+            row: 1,
+            columns: Box::from(["id"]),
+            first: Box::from(["id", "name", "surname", "email"]),
+        }),
+        "{err:?}"
+    );
     let no_key = user::ActiveModel {
         name: Set(Some("x".into())),
         ..Default::default()
@@ -340,12 +362,38 @@ async fn bad_input_is_refused_before_sending(db: &TestDb) {
         .upsert_all::<user::Entity>([no_key], OnConflict::Update, None)
         .await
         .expect_err("no key");
-    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    assert_eq!(
+        refusal(&err),
+        Some(&Refusal::MissingKey {
+            row: 0,
+            key: Box::from(["id"])
+        }),
+        "{err:?}"
+    );
     let err = store
         .upsert_all::<user::Entity>([person(1, "a")], OnConflict::UpdateIfUnchanged, None)
         .await
         .expect_err("no version to compare");
-    assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
+    assert_eq!(
+        refusal(&err),
+        Some(&Refusal::MissingVersion { row: 0 }),
+        "{err:?}"
+    );
+    let membership = users_groups::ActiveModel {
+        user_id: Set(1),
+        group_id: Set(1),
+        ..Default::default()
+    };
+    let err = store
+        .upsert_all::<users_groups::Entity>([membership], OnConflict::UpdateIfUnchanged, None)
+        .await
+        .expect_err("memberships have no version");
+    assert_eq!(refusal(&err), Some(&Refusal::NotVersioned), "{err:?}");
+    let err = store
+        .upsert_all::<user::Entity>([person(1, "a")], OnConflict::Update, Some(0))
+        .await
+        .expect_err("a chunk of no rows");
+    assert_eq!(refusal(&err), Some(&Refusal::ZeroChunk), "{err:?}");
     assert!(users_in(db).await.is_empty(), "nothing written");
 }
 

@@ -15,8 +15,9 @@
 //! the chunk first reads the stored rows of its keys with `FOR UPDATE`
 //! (SQLite: the transaction holds the write lock from `BEGIN IMMEDIATE`),
 //! decides row by row, then writes with one statement. A row another writer
-//! inserted between the two statements makes the chunk fail with a
-//! retryable error, and the transaction runs again.
+//! inserted between the two statements makes the chunk fail with
+//! [`Error::ConcurrentInsert`], which is retryable: the transaction runs
+//! again.
 //!
 //! A PostgreSQL one-statement chunk's arrays are built by [`encode`], which
 //! needs no connection: the stream builds the next chunk's while the
@@ -32,7 +33,7 @@ use sea_orm::{
 use super::rows::{Batch, Key, Prepared, Row, key_of};
 use super::unnest;
 use super::{OnConflict, Upsert, version_of};
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Refusal, Result};
 use crate::{Store, lastchange};
 
 /// What a chunk did.
@@ -177,7 +178,7 @@ async fn write_all<E: Upsert>(
     let conn = tx.connection();
     let mut insert = insert_statement(prepared, rows, backend, action)?;
     let total = rows.len() as u64;
-    let err = |e| Error::from_db("upsert", E::TABLE, e);
+    let err = |e| Error::from_db(Operation::Upsert, E::TABLE, e);
     let (inserted, updated) = match backend {
         DbBackend::MySql => {
             let affected = conn.execute(&insert).await.map_err(err)?.rows_affected();
@@ -214,7 +215,7 @@ async fn read_then_write<E: Upsert>(
 ) -> Result<Counts<E::Model>> {
     let backend = tx.backend();
     let conn = tx.connection();
-    let err = |e| Error::from_db("upsert", E::TABLE, e);
+    let err = |e| Error::from_db(Operation::Upsert, E::TABLE, e);
     let mut select = E::find().filter(key_condition(prepared, rows));
     if backend != DbBackend::Sqlite {
         select = select.lock_exclusive();
@@ -289,12 +290,7 @@ async fn read_then_write<E: Upsert>(
         }
     };
     if raced {
-        return Err(Error::Database {
-            operation: "upsert",
-            table: E::TABLE,
-            code: Some(serialization_failure(backend).into()),
-            source: DbErr::Custom("a row of the chunk was inserted concurrently".into()),
-        });
+        return Err(Error::ConcurrentInsert { table: E::TABLE });
     }
     Ok(counts)
 }
@@ -362,7 +358,7 @@ async fn pg_values<E: Upsert>(
 
 /// Runs a statement that returns (rows inserted, rows written).
 async fn pg_counts<E: Upsert>(tx: &Store, statement: Statement) -> Result<(u64, u64)> {
-    let err = |e| Error::from_db("upsert", E::TABLE, e);
+    let err = |e| Error::from_db(Operation::Upsert, E::TABLE, e);
     let row = tx
         .connection()
         .query_one_raw(statement)
@@ -377,14 +373,6 @@ async fn pg_counts<E: Upsert>(tx: &Store, statement: Statement) -> Result<(u64, 
     let written: i64 = row.try_get_by_index(1).map_err(err)?;
     let count = |n: i64| u64::try_from(n).unwrap_or_default();
     Ok((count(inserted), count(written)))
-}
-
-/// The code that makes the transaction retry the chunk.
-fn serialization_failure(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::MySql => "1213",
-        _ => "40001",
-    }
 }
 
 /// Finds the row of `batch` the database refuses, by bisecting it with
@@ -452,7 +440,7 @@ fn insert_statement<E: Upsert>(
         }
         insert
             .values(values)
-            .map_err(|e| Error::refused(E::TABLE, e.to_string()))?;
+            .map_err(|e| Error::refused(E::TABLE, Refusal::unbuildable(e)))?;
     }
     insert.on_conflict(on_conflict_clause(prepared, backend, action));
     Ok(insert)

@@ -28,19 +28,18 @@
 //! it has its connection).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sea_orm::DbErr;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::rows::Prepared;
+use super::rows::{Batch, Prepared};
 use super::{ChunkReport, Upsert};
 use crate::Store;
 use crate::error::{Error, Result};
+use crate::transaction::TxError;
 
 /// The chunks of one call in flight, and which report is next.
 pub(super) struct Pipeline<E: Upsert> {
@@ -65,7 +64,8 @@ pub(super) struct Pipeline<E: Upsert> {
 struct Running<M> {
     /// Set to `true` when it is the chunk's turn to commit.
     go: watch::Sender<bool>,
-    task: AbortOnDrop<Result<ChunkReport<M>>>,
+    /// The chunk's report; `None` if it saw the stream dropped first.
+    task: AbortOnDrop<Option<Result<ChunkReport<M>>>>,
 }
 
 /// A spawned task, aborted when this is dropped: an aborted chunk drops its
@@ -84,8 +84,37 @@ pub(super) struct Turn {
     began: Mutex<Option<oneshot::Sender<()>>>,
     go: watch::Receiver<bool>,
     wait_ahead: Duration,
-    /// The chunk rolled back because its turn did not come in time.
-    gave_way: AtomicBool,
+}
+
+/// Why a chunk written ahead of its turn rolled back without committing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Missed {
+    /// Its turn did not come within the wait allowed; it is written again
+    /// at its turn.
+    #[error("the chunk gave way: its turn to commit did not come in time")]
+    GaveWay,
+    /// The stream was dropped: its turn will never come.
+    #[error("the upsert stream was dropped before the chunk's turn to commit")]
+    StreamDropped,
+}
+
+/// How a chunk written ahead of its turn failed. Never reaches the caller:
+/// the chunk is written again at its turn, and only that result is reported.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Ahead {
+    /// The chunk failed as any chunk can, though perhaps only for want of
+    /// the rows of the chunks before it.
+    #[error(transparent)]
+    Failed(#[from] Error),
+    /// The chunk rolled back before its turn came.
+    #[error(transparent)]
+    Missed(Missed),
+}
+
+impl TxError for Ahead {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Failed(error) if error.is_retryable())
+    }
 }
 
 impl Turn {
@@ -109,26 +138,16 @@ impl Turn {
 
     /// Waits, holding the chunk's transaction, until it is the chunk's turn
     /// to commit. After `wait_ahead` or twice `statement` (the longer), or
-    /// if the stream was dropped, returns an error, which rolls the chunk
-    /// back.
-    pub(super) async fn wait(&self, table: &'static str, statement: Duration) -> Result<()> {
+    /// if the stream was dropped, says why the turn was missed; the chunk
+    /// then rolls back.
+    pub(super) async fn wait(&self, statement: Duration) -> Result<(), Missed> {
         let limit = self.wait_ahead.max(statement.saturating_mul(2));
         let mut go = self.go.clone();
-        let outcome = tokio::time::timeout(limit, go.wait_for(|go| *go)).await;
-        let why = match outcome {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(_)) => "the upsert stream was dropped before this chunk's turn to commit",
-            Err(_) => {
-                self.gave_way.store(true, Ordering::Relaxed);
-                "the chunk gave way: its turn to commit did not come in time"
-            }
-        };
-        Err(Error::Database {
-            operation: "upsert",
-            table,
-            code: None,
-            source: DbErr::Custom(why.into()),
-        })
+        match tokio::time::timeout(limit, go.wait_for(|go| *go)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Missed::StreamDropped),
+            Err(_) => Err(Missed::GaveWay),
+        }
     }
 
     /// Waits, holding nothing, until it is the chunk's turn; `false` if
@@ -162,24 +181,28 @@ impl<E: Upsert> Pipeline<E> {
     /// The next chunk's report, once it has committed (or failed); `None`
     /// after the last chunk.
     pub(super) async fn next(&mut self) -> Option<Result<ChunkReport<E::Model>>> {
-        if self.next >= self.prepared.chunks.len() {
-            return None;
-        }
+        let rows = self.prepared.chunks.get(self.next)?.input.clone();
         self.start_ahead();
         let head = self.ahead.pop_front()?;
         let _ = head.go.send(true);
         let mut task = head.task;
         let result = (&mut task.0).await;
         self.next += 1;
+        let interrupted = || Error::ChunkInterrupted {
+            table: E::TABLE,
+            rows,
+        };
         Some(match result {
-            Ok(report) => report,
+            Ok(Some(report)) => report,
+            // Only a chunk that saw the stream dropped ends without a
+            // report, and the stream is here; said as an interruption all
+            // the same.
+            Ok(None) => Err(interrupted()),
             Err(join) => match join.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
                 // The runtime is shutting down; the chunk may have been
                 // committing.
-                Err(_) => Err(Error::CommitUnknown {
-                    source: DbErr::Custom("the chunk's task was cancelled".into()),
-                }),
+                Err(_) => Err(interrupted()),
             },
         })
     }
@@ -188,19 +211,21 @@ impl<E: Upsert> Pipeline<E> {
     fn start_ahead(&mut self) {
         let end = (self.next + self.width).min(self.prepared.chunks.len());
         for index in self.next + self.ahead.len()..end {
+            let Some(batch) = self.prepared.chunks.get(index).cloned() else {
+                break;
+            };
             let (began, next_began) = oneshot::channel();
             let (go, go_rx) = watch::channel(false);
             let turn = Turn {
                 began: Mutex::new(Some(began)),
                 go: go_rx,
                 wait_ahead: self.wait_ahead,
-                gave_way: AtomicBool::new(false),
             };
             let after = self.last_began.replace(next_began);
             let task = self.runtime.spawn(run(
                 self.store.clone(),
                 self.prepared.clone(),
-                index,
+                (index, batch),
                 after,
                 turn,
             ));
@@ -212,20 +237,19 @@ impl<E: Upsert> Pipeline<E> {
     }
 }
 
-/// One chunk in a pipeline: builds its arrays (on a blocking thread), waits until the chunk before
-/// it has a connection, then writes and waits for its turn to commit. A
-/// failure while running ahead (or giving way) is provisional: the chunk is
-/// written again at its turn.
+/// One chunk in a pipeline, chunk `index` of the call: builds its arrays
+/// (on a blocking thread), waits until the chunk before it has a
+/// connection, then writes and, unless its turn has come, waits for it to
+/// commit. A failure while running ahead (or giving way) is provisional:
+/// the chunk is written again at its turn. `None`: the stream was dropped
+/// before the chunk's turn.
 async fn run<E: Upsert>(
     store: Store,
     prepared: Arc<Prepared<E>>,
-    index: usize,
+    (index, batch): (usize, Batch),
     after: Option<oneshot::Receiver<()>>,
     turn: Turn,
-) -> Result<ChunkReport<E::Model>> {
-    let Some(batch) = prepared.chunks.get(index).cloned() else {
-        return Err(Error::refused(E::TABLE, format!("no chunk {index}")));
-    };
+) -> Option<Result<ChunkReport<E::Model>>> {
     let backend = store.backend();
     let encoded = match super::encode_ahead(&prepared, index, backend) {
         Some(building) => building.await.ok().flatten(),
@@ -235,24 +259,28 @@ async fn run<E: Upsert>(
         // An error only means that chunk ended (or never took a connection).
         let _ = after.await;
     }
-    let due = turn.is_due();
-    let first = store
-        .upsert_chunk(&prepared, &batch, encoded.as_ref(), Some(&turn), due)
-        .await;
-    if first.is_ok() || due {
-        return first;
+    if !turn.is_due() {
+        let ahead = store
+            .upsert_chunk_ahead(&prepared, &batch, encoded.as_ref(), &turn)
+            .await;
+        match ahead {
+            Ok(report) => return Some(Ok(report)),
+            Err(Ahead::Missed(Missed::StreamDropped)) => return None,
+            Err(Ahead::Missed(Missed::GaveWay)) => {}
+            Err(Ahead::Failed(error)) => tracing::debug!(
+                table = E::TABLE,
+                chunk = index,
+                %error,
+                "upsert chunk failed while running ahead; writing it again at its turn"
+            ),
+        }
+        if !turn.due().await {
+            return None;
+        }
     }
-    if !turn.gave_way.load(Ordering::Relaxed) {
-        tracing::debug!(
-            table = E::TABLE,
-            chunk = index,
-            "upsert chunk failed while running ahead; writing it again at its turn"
-        );
-    }
-    if !turn.due().await {
-        return first;
-    }
-    store
-        .upsert_chunk(&prepared, &batch, encoded.as_ref(), Some(&turn), true)
-        .await
+    Some(
+        store
+            .upsert_chunk(&prepared, &batch, encoded.as_ref(), Some(&turn))
+            .await,
+    )
 }

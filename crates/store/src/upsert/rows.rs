@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue, DbBackend, IdenStatic, Iterable, Value};
 
 use super::{OnConflict, Upsert};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 
 /// The most bind parameters one statement may carry on `backend`:
 /// PostgreSQL and MySQL 65,535, SQLite 32,766.
@@ -111,167 +111,26 @@ pub(super) struct Prepared<E: Upsert> {
 }
 
 impl<E: Upsert> Prepared<E> {
+    /// Checks the rows of `input` and cuts them into chunks of at most
+    /// `chunk` rows (and at most the backend's bind-parameter limit).
     pub fn new(
         input: impl IntoIterator<Item = E::ActiveModel>,
         on_conflict: OnConflict,
         chunk: Option<usize>,
         backend: DbBackend,
     ) -> Result<Self> {
-        let refused = |why: String| Error::refused(E::TABLE, why);
+        let refused = |refusal| Error::refused(E::TABLE, refusal);
         let version = E::version_column();
         if on_conflict == OnConflict::UpdateIfUnchanged && version.is_none() {
-            return Err(refused(
-                "UpdateIfUnchanged needs a versioned table (one with lastchange)".into(),
-            ));
+            return Err(refused(Refusal::NotVersioned));
         }
         let key_columns = E::conflict_columns();
-        let no_key = |position: usize| {
-            refused(format!(
-                "row {position} has no value for the conflict key {:?}",
-                names(&key_columns)
-            ))
-        };
-        let generated: Vec<&str> = E::generated_columns().iter().map(|c| c.as_str()).collect();
-        let version_name = version.map(|v| v.as_str());
-        // The columns a row may write; which of them the first row sets is
-        // what every row must set.
-        let candidates: Vec<E::Column> = E::Column::iter()
-            .filter(|c| !generated.contains(&c.as_str()) && Some(c.as_str()) != version_name)
-            .collect();
-        let mut first: Option<Shape<E::Column>> = None;
-        let mut taken: Vec<ActiveValue<Value>> = Vec::with_capacity(candidates.len());
-        let input = input.into_iter();
-        let mut rows: Vec<Row> = Vec::with_capacity(input.size_hint().0);
-        for (position, mut model) in input.enumerate() {
-            // Moved out of the model, not cloned.
-            taken.clear();
-            taken.extend(candidates.iter().map(|c| model.take(*c)));
-            let Shape {
-                mask,
-                columns,
-                key_index,
-            } = match &first {
-                Some(first) => first,
-                None => {
-                    let mask: Vec<bool> = taken.iter().map(|v| !v.is_not_set()).collect();
-                    let columns: Vec<E::Column> = candidates
-                        .iter()
-                        .zip(&mask)
-                        .filter_map(|(c, set)| set.then_some(*c))
-                        .collect();
-                    let key_index: Option<Vec<usize>> = key_columns
-                        .iter()
-                        .map(|k| columns.iter().position(|c| c.as_str() == k.as_str()))
-                        .collect();
-                    let Some(key_index) = key_index else {
-                        return Err(no_key(position));
-                    };
-                    first.insert(Shape {
-                        mask,
-                        columns,
-                        key_index,
-                    })
-                }
-            };
-            if !taken
-                .iter()
-                .map(|v| !v.is_not_set())
-                .eq(mask.iter().copied())
-            {
-                let given: Vec<E::Column> = candidates
-                    .iter()
-                    .zip(&taken)
-                    .filter_map(|(c, v)| (!v.is_not_set()).then_some(*c))
-                    .collect();
-                return Err(refused(format!(
-                    "row {position} sets the columns {:?}, the first row {:?}; every row must set the same columns",
-                    names(&given),
-                    names(columns)
-                )));
-            }
-            let mut values: Vec<Value> = Vec::with_capacity(columns.len());
-            values.extend(taken.drain(..).filter_map(set_value));
-            if key_index.iter().any(|i| is_null(&values[*i])) {
-                return Err(no_key(position));
-            }
-            let key = key_of(key_index.iter().map(|i| &values[*i]));
-            let expected = match (on_conflict, version) {
-                (OnConflict::UpdateIfUnchanged, Some(v)) => {
-                    Some(datetime(value(model.take(v))).ok_or_else(|| {
-                        refused(format!(
-                            "row {position} has no lastchange: UpdateIfUnchanged needs the version the caller read"
-                        ))
-                    })?)
-                }
-                _ => None,
-            };
-            rows.push(Row {
-                values,
-                key,
-                expected,
-            });
-        }
-        let columns = first.map(|shape| shape.columns).unwrap_or_default();
-
-        // The last occurrence of a key wins. Keys in increasing order (the
-        // usual bulk load) have no duplicates, and need no map.
+        let (columns, mut rows) = read_rows::<E>(input, on_conflict, version, &key_columns)?;
         let total = rows.len();
-        let positions: Vec<usize> = if rows.windows(2).all(|w| w[0].key < w[1].key) {
-            (0..total).collect()
-        } else {
-            let mut last: HashMap<&Key, usize> = HashMap::with_capacity(total);
-            for (position, row) in rows.iter().enumerate() {
-                last.insert(&row.key, position);
-            }
-            let keep: Vec<bool> = rows
-                .iter()
-                .enumerate()
-                .map(|(position, row)| last.get(&row.key) == Some(&position))
-                .collect();
-            drop(last);
-            let mut position = 0;
-            rows.retain(|_| {
-                position += 1;
-                keep[position - 1]
-            });
-            (0..total).filter(|p| keep[*p]).collect()
-        };
-
+        let positions = drop_superseded(&mut rows);
         let per_row = columns.len() + usize::from(version.is_some());
-        let most = (bind_limit(backend) / per_row.max(1)).max(1);
-        let size = match chunk {
-            Some(0) => return Err(refused("the chunk size must be at least 1".into())),
-            Some(n) => n.min(most),
-            None => most,
-        };
-        let mut chunks = Vec::new();
-        let mut start = 0;
-        let mut input_start = 0;
-        while start < rows.len() {
-            let end = (start + size).min(rows.len());
-            let input_end = if end == rows.len() {
-                total
-            } else {
-                positions[end - 1] + 1
-            };
-            let covered = input_end - input_start;
-            chunks.push(Batch {
-                rows: start..end,
-                input: input_start..input_end,
-                superseded: (covered - (end - start)) as u64,
-            });
-            start = end;
-            input_start = input_end;
-        }
-        if rows.is_empty() && total > 0 {
-            // Unreachable in practice (the last occurrence always stays),
-            // but keep the ranges covering the input.
-            chunks.push(Batch {
-                rows: 0..0,
-                input: 0..total,
-                superseded: total as u64,
-            });
-        }
+        let size = chunk_size(chunk, per_row, backend).map_err(refused)?;
+        let chunks = cut(rows.len(), &positions, total, size);
         Ok(Self {
             on_conflict,
             columns,
@@ -284,7 +143,202 @@ impl<E: Upsert> Prepared<E> {
     }
 }
 
-fn names<C: IdenStatic>(columns: &[C]) -> Vec<&'static str> {
+/// Reads the rows of `input`: the columns they set (those the first row
+/// sets, which every row must), and each row's values, key and expected
+/// version.
+fn read_rows<E: Upsert>(
+    input: impl IntoIterator<Item = E::ActiveModel>,
+    on_conflict: OnConflict,
+    version: Option<E::Column>,
+    key_columns: &[E::Column],
+) -> Result<(Vec<E::Column>, Vec<Row>)> {
+    let candidates = candidates::<E>(version);
+    let mut first: Option<Shape<E::Column>> = None;
+    let mut taken: Vec<ActiveValue<Value>> = Vec::with_capacity(candidates.len());
+    let input = input.into_iter();
+    let mut rows: Vec<Row> = Vec::with_capacity(input.size_hint().0);
+    for (position, mut model) in input.enumerate() {
+        // Moved out of the model, not cloned.
+        taken.clear();
+        taken.extend(candidates.iter().map(|c| model.take(*c)));
+        let shape = match &first {
+            Some(first) => first,
+            None => first.insert(
+                Shape::of(&candidates, &taken, key_columns)
+                    .ok_or_else(|| missing_key::<E>(position, key_columns))?,
+            ),
+        };
+        shape.check::<E>(position, &candidates, &taken)?;
+        let mut values: Vec<Value> = Vec::with_capacity(shape.columns.len());
+        values.extend(taken.drain(..).filter_map(set_value));
+        if shape.key_index.iter().any(|i| is_null(&values[*i])) {
+            return Err(missing_key::<E>(position, key_columns));
+        }
+        let key = key_of(shape.key_index.iter().map(|i| &values[*i]));
+        let expected = match (on_conflict, version) {
+            (OnConflict::UpdateIfUnchanged, Some(v)) => {
+                Some(datetime(value(model.take(v))).ok_or_else(|| {
+                    Error::refused(E::TABLE, Refusal::MissingVersion { row: position })
+                })?)
+            }
+            _ => None,
+        };
+        rows.push(Row {
+            values,
+            key,
+            expected,
+        });
+    }
+    let columns = first.map(|shape| shape.columns).unwrap_or_default();
+    Ok((columns, rows))
+}
+
+/// The columns a row may write: all but the generated ones and the version.
+fn candidates<E: Upsert>(version: Option<E::Column>) -> Vec<E::Column> {
+    let generated: Vec<&str> = E::generated_columns().iter().map(|c| c.as_str()).collect();
+    let version_name = version.map(|v| v.as_str());
+    E::Column::iter()
+        .filter(|c| !generated.contains(&c.as_str()) && Some(c.as_str()) != version_name)
+        .collect()
+}
+
+/// Row `position` has no value for a conflict-key column.
+fn missing_key<E: Upsert>(position: usize, key_columns: &[E::Column]) -> Error {
+    Error::refused(
+        E::TABLE,
+        Refusal::MissingKey {
+            row: position,
+            key: names(key_columns),
+        },
+    )
+}
+
+impl<C: IdenStatic> Shape<C> {
+    /// The shape of a first row that set `taken` of `candidates`; `None` if
+    /// it leaves out a column of the conflict key.
+    fn of(candidates: &[C], taken: &[ActiveValue<Value>], key_columns: &[C]) -> Option<Self> {
+        let mask: Vec<bool> = taken.iter().map(|v| !v.is_not_set()).collect();
+        let columns: Vec<C> = candidates
+            .iter()
+            .zip(&mask)
+            .filter_map(|(c, set)| set.then_some(*c))
+            .collect();
+        let key_index = key_columns
+            .iter()
+            .map(|k| columns.iter().position(|c| c.as_str() == k.as_str()))
+            .collect::<Option<Vec<usize>>>()?;
+        Some(Self {
+            mask,
+            columns,
+            key_index,
+        })
+    }
+
+    /// Refuses row `position`, which set `taken` of `candidates`, unless it
+    /// sets the same columns as the first row.
+    fn check<E: Upsert>(
+        &self,
+        position: usize,
+        candidates: &[C],
+        taken: &[ActiveValue<Value>],
+    ) -> Result<()> {
+        if taken
+            .iter()
+            .map(|v| !v.is_not_set())
+            .eq(self.mask.iter().copied())
+        {
+            return Ok(());
+        }
+        let given: Vec<C> = candidates
+            .iter()
+            .zip(taken)
+            .filter_map(|(c, v)| (!v.is_not_set()).then_some(*c))
+            .collect();
+        Err(Error::refused(
+            E::TABLE,
+            Refusal::ColumnsDiffer {
+                row: position,
+                columns: names(&given),
+                first: names(&self.columns),
+            },
+        ))
+    }
+}
+
+/// Drops every row a later row with the same key supersedes (the last
+/// occurrence wins); returns the input position of each row left.
+fn drop_superseded(rows: &mut Vec<Row>) -> Vec<usize> {
+    let total = rows.len();
+    // Keys in increasing order (the usual bulk load) have no duplicates,
+    // and need no map.
+    if rows.windows(2).all(|w| w[0].key < w[1].key) {
+        return (0..total).collect();
+    }
+    let mut last: HashMap<&Key, usize> = HashMap::with_capacity(total);
+    for (position, row) in rows.iter().enumerate() {
+        last.insert(&row.key, position);
+    }
+    let keep: Vec<bool> = rows
+        .iter()
+        .enumerate()
+        .map(|(position, row)| last.get(&row.key) == Some(&position))
+        .collect();
+    drop(last);
+    let mut position = 0;
+    rows.retain(|_| {
+        position += 1;
+        keep[position - 1]
+    });
+    (0..total).filter(|p| keep[*p]).collect()
+}
+
+/// The rows per chunk: `chunk` if given, at most as many as the
+/// bind-parameter limit allows for rows of `per_row` values.
+fn chunk_size(chunk: Option<usize>, per_row: usize, backend: DbBackend) -> Result<usize, Refusal> {
+    let most = (bind_limit(backend) / per_row.max(1)).max(1);
+    match chunk {
+        Some(0) => Err(Refusal::ZeroChunk),
+        Some(n) => Ok(n.min(most)),
+        None => Ok(most),
+    }
+}
+
+/// Cuts `rows` rows (left of `total` in the input, at input `positions`)
+/// into chunks of `size`, each covering a range of the input; together the
+/// ranges cover it all.
+fn cut(rows: usize, positions: &[usize], total: usize, size: usize) -> Vec<Batch> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut input_start = 0;
+    while start < rows {
+        let end = (start + size).min(rows);
+        let input_end = if end == rows {
+            total
+        } else {
+            positions[end - 1] + 1
+        };
+        let covered = input_end - input_start;
+        chunks.push(Batch {
+            rows: start..end,
+            input: input_start..input_end,
+            superseded: (covered - (end - start)) as u64,
+        });
+        start = end;
+        input_start = input_end;
+    }
+    if rows == 0 && total > 0 {
+        // Unreachable in practice (the last occurrence always stays),
+        // but keep the ranges covering the input.
+        chunks.push(Batch {
+            rows: 0..0,
+            input: 0..total,
+            superseded: total as u64,
+        });
+    }
+    chunks
+}
+
+fn names<C: IdenStatic>(columns: &[C]) -> Box<[&'static str]> {
     columns.iter().map(|c| c.as_str()).collect()
 }
 
