@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc returns the memory of a heavy request to the system soon after
 /// it ends; with glibc's malloc the server's resident memory stays at its
-/// peak (measured by `cargo bench --bench abuse`, see `benches/ABUSE.md`).
+/// peak (`cargo bench --bench abuse` measures it; see docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

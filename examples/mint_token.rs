@@ -16,14 +16,26 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 fn main() -> anyhow::Result<()> {
-    let secret = std::env::var("ROSTER_JWT_SECRET")
-        .context("set ROSTER_JWT_SECRET to the server's secret")?;
+    let token = mint(std::env::args().skip(1), |name| std::env::var(name).ok())?;
+    println!("{token}");
+    Ok(())
+}
+
+/// The token for the command-line arguments `args` (without the program
+/// name), reading `ROSTER_JWT_*` through `var`. The documentation's tests
+/// run the same function (`tests/it/docs`).
+pub fn mint(
+    args: impl IntoIterator<Item = String>,
+    var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<String> {
+    let secret =
+        var("ROSTER_JWT_SECRET").context("set ROSTER_JWT_SECRET to the server's secret")?;
     let mut sub = "roster-user".to_owned();
     let mut scope = "roster:read roster:write".to_owned();
     let mut ttl = Duration::from_secs(3600);
-    let mut issuer = std::env::var("ROSTER_JWT_ISSUER").ok();
-    let mut audience = std::env::var("ROSTER_JWT_AUDIENCE").ok();
-    let mut args = std::env::args().skip(1);
+    let mut issuer = var("ROSTER_JWT_ISSUER");
+    let mut audience = var("ROSTER_JWT_AUDIENCE");
+    let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("a value after {flag}"));
         match flag.as_str() {
@@ -46,9 +58,9 @@ fn main() -> anyhow::Result<()> {
         claims["aud"] = audience.into();
     }
     let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())?;
-    println!(
-        "{}",
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)?
-    );
-    Ok(())
+    Ok(jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &key,
+    )?)
 }

@@ -15,3 +15,46 @@ pub use roster_loader as loader;
 pub use roster_migrations as migrations;
 pub use roster_server as server;
 pub use roster_store as store;
+
+// The documentation's Rust examples run as doc-tests of this crate
+// (`cargo test --doc -p roster`); `tests/it/docs` checks its other blocks.
+
+/// The README's examples.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// `docs/configuration.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/configuration.md")]
+pub struct ConfigurationDoctests;
+
+/// `docs/deployment.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/deployment.md")]
+pub struct DeploymentDoctests;
+
+/// `docs/faults.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/faults.md")]
+pub struct FaultsDoctests;
+
+/// `docs/loader.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/loader.md")]
+pub struct LoaderDoctests;
+
+/// `docs/performance.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/performance.md")]
+pub struct PerformanceDoctests;
+
+/// `docs/store.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/store.md")]
+pub struct StoreDoctests;
+
+/// `docs/upsert.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/upsert.md")]
+pub struct UpsertDoctests;

@@ -121,8 +121,8 @@ pub fn markdown(machine: &Machine, reports: &[BackendReport]) -> String {
     let _ = writeln!(out, "# Loader benchmark results\n");
     let _ = writeln!(
         out,
-        "Produced by `{}`; do not edit by hand. The README's \"Performance\" section reads \
-         these figures.\n",
+        "Produced by `{}`; do not edit by hand. The \"Loader\" section of \
+         docs/performance.md reads these figures.\n",
         machine.command
     );
     let _ = writeln!(out, "## Machine\n");

@@ -6,6 +6,7 @@
 //! `ROSTER_TEST_REQUIRE=postgres,mysql` makes an unreachable one fail.
 
 mod constraints;
+mod docs;
 mod entity;
 mod faults;
 mod fixtures;

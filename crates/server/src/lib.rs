@@ -13,7 +13,7 @@
 //!   `ROSTER_AUTH`, …) with its default; [`HttpLimits`].
 //! - [`connect`], [`prepare`]: the pool (production defaults, statement
 //!   counting), migrations and demo data ([`seed`]).
-//! - [`AppState`], [`router`], [`serve`], [`run`]: the service.
+//! - [`AppState`], [`router`], [`serve`], [`run`], [`run_until`]: the service.
 //! - [`Auth`], [`AuthSettings`]: bearer tokens to a
 //!   [`Caller`](roster_graphql::Caller); [`HostPolicy`]: the `Host` check.
 //! - [`Metrics`]: what `/metrics` exports, [`RefusalReason`] included.
@@ -340,8 +340,18 @@ pub async fn shutdown_signal() {
 
 /// Checks the configuration ([`Config::check`]: no unauthenticated server
 /// on a non-loopback address), prepares the database ([`prepare`]), listens
-/// on `config.listen` and serves until Ctrl-C.
+/// on `config.listen` and serves until Ctrl-C or SIGTERM
+/// ([`shutdown_signal`]).
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    run_until(config, shutdown_signal()).await
+}
+
+/// [`run`], serving until `shutdown` completes instead of until a signal
+/// (an embedding program, or a test, that must not take over Ctrl-C).
+pub async fn run_until(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     config.check()?;
     let state = prepare(&config).await?;
     let listener = TcpListener::bind(config.listen).await?;
@@ -365,5 +375,5 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             addr.ip()
         );
     }
-    serve(listener, state, shutdown_signal()).await
+    serve(listener, state, shutdown).await
 }

@@ -57,15 +57,21 @@ impl Backend {
 
     /// The admin URL tests create their databases through (`None` for SQLite).
     pub fn admin_url(self) -> Option<String> {
-        let (var, default) = match self {
+        let var = match self {
             Backend::Sqlite => return None,
-            Backend::Postgres => (
-                "ROSTER_TEST_POSTGRES",
-                "postgres://postgres@127.0.0.1:5432/postgres",
-            ),
-            Backend::MySql => ("ROSTER_TEST_MYSQL", "mysql://root@127.0.0.1:3306/mysql"),
+            Backend::Postgres => "ROSTER_TEST_POSTGRES",
+            Backend::MySql => "ROSTER_TEST_MYSQL",
         };
-        Some(std::env::var(var).unwrap_or_else(|_| default.to_owned()))
+        Some(std::env::var(var).unwrap_or_else(|_| self.default_admin_url().to_owned()))
+    }
+
+    /// The admin URL used when its variable is unset (empty for SQLite).
+    pub fn default_admin_url(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "postgres://postgres@127.0.0.1:5432/postgres",
+            Backend::MySql => "mysql://root@127.0.0.1:3306/mysql",
+        }
     }
 
     /// Whether `ROSTER_TEST_REQUIRE` lists this backend.
@@ -128,23 +134,30 @@ pub async fn availability(backend: Backend) -> Result<(), String> {
             }
             Err(e) => Err(e),
         };
-        let line = match &result {
-            Ok(()) => format!("roster-testkit: {}: available at {url}\n", backend.name()),
-            Err(e) if backend.required() => format!(
-                "roster-testkit: {}: UNREACHABLE at {url} ({e}); required by ROSTER_TEST_REQUIRE, its tests fail\n",
-                backend.name()
-            ),
-            Err(e) => format!(
-                "roster-testkit: {}: unreachable at {url} ({e}); its tests are SKIPPED (set ROSTER_TEST_REQUIRE={} to fail instead)\n",
-                backend.name(),
-                backend.name()
-            ),
-        };
-        announce(&line);
+        announce(&format!(
+            "{}\n",
+            notice(backend, &url, &result, backend.required())
+        ));
         result
     })
     .await
     .clone()
+}
+
+/// The line [`availability`] prints for `backend` at `url`: available, or
+/// unreachable with the error `result` carries, skipped or (when
+/// `required`) failing.
+pub fn notice(backend: Backend, url: &str, result: &Result<(), String>, required: bool) -> String {
+    let name = backend.name();
+    match result {
+        Ok(()) => format!("roster-testkit: {name}: available at {url}"),
+        Err(e) if required => format!(
+            "roster-testkit: {name}: UNREACHABLE at {url} ({e}); required by ROSTER_TEST_REQUIRE, its tests fail"
+        ),
+        Err(e) => format!(
+            "roster-testkit: {name}: unreachable at {url} ({e}); its tests are SKIPPED (set ROSTER_TEST_REQUIRE={name} to fail instead)"
+        ),
+    }
 }
 
 /// Decides whether a test on `backend` runs: `true` if reachable, `false`

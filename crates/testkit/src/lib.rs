@@ -10,6 +10,7 @@
 //!   stalls a test's database connections ([`TestDb::fault_proxy`]).
 //! - [`StatementLog`]: the statements a connection issued, to count queries.
 //! - [`backend_tests!`]: stamps one `#[tokio::test]` per backend for a body.
+//! - [`memory_db`]: a migrated in-memory SQLite database, for doc-tests.
 //!
 //! # Environment
 //! - `ROSTER_TEST_POSTGRES`, `ROSTER_TEST_MYSQL`: admin URLs (defaults
@@ -43,6 +44,27 @@ pub use discovery::Backend;
 pub use fault_proxy::{FaultMode, FaultProxy};
 pub use statement_log::StatementLog;
 pub use test_db::TestDb;
+
+/// A migrated in-memory SQLite database: the setup the documentation's
+/// examples hide. sea-orm gives an SQLite pool one connection, so every
+/// statement sees the same database; it is gone when the pool is dropped.
+///
+/// # Panics
+/// If SQLite cannot be opened or migrated: the example cannot run.
+pub async fn memory_db() -> sea_orm::DatabaseConnection {
+    use sea_orm_migration::MigratorTrait;
+    let db = sea_orm::Database::connect(
+        sea_orm::ConnectOptions::new("sqlite::memory:")
+            .sqlx_logging(false)
+            .to_owned(),
+    )
+    .await
+    .expect("open an in-memory SQLite database");
+    roster_migrations::Migrator::up(&db, None)
+        .await
+        .expect("migrate the in-memory database");
+    db
+}
 
 /// Runs `body` against a fresh database on `backend`; `test` names the test
 /// in the database name and in skip messages.
