@@ -108,6 +108,8 @@ pub async fn run(
             match (&cargo.example, &cargo.bench) {
                 (Some(example), None) => workspace.example(example)?,
                 (None, Some(bench)) => drop(workspace.bench(bench)?),
+                // A package's own targets; the package was checked above.
+                (None, None) if cargo.package.is_some() => {}
                 _ => return Err("no check for this `cargo build`".into()),
             }
             Ok(Outcome::Static)
