@@ -1,5 +1,5 @@
 //! Roster's loader against its peers, side by side on one database and data
-//! set (issue 7).
+//! set.
 //!
 //! ```text
 //! cargo bench --bench loader -- --backend all --runs 3
