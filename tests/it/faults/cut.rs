@@ -70,8 +70,10 @@ async fn cut_under_1000_loads_fails_every_waiter_then_recovers(db: &TestDb) {
         let (id, result) = result.expect("load task");
         assert!(result.is_err(), "load {id} after the cut: {result:?}");
     }
+    // The acquire timeout plus scheduling slack for a loaded 2-core machine
+    // (the bound that matters: not the 30 s of an unbounded wait).
     assert!(
-        took <= ACQUIRE + Duration::from_secs(1),
+        took <= ACQUIRE + Duration::from_secs(2),
         "errors within the acquire timeout, took {took:?}"
     );
     report("cut", &format!("{} loads failed after the cut", 1000), took);

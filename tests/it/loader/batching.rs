@@ -69,12 +69,14 @@ async fn spawned_tasks_coalesce_exactly_on_one_thread(db: &TestDb) {
 }
 
 /// Separately spawned tasks on two workers start at independent moments:
-/// coalescing them is best-effort (one to three statements seen, rarely
-/// more under load), never one statement per task.
+/// coalescing them is best-effort (one to three statements on a quiet
+/// machine; a machine busy with other processes has shown more than 25,
+/// when the spawning task is descheduled mid-way), never one statement per
+/// task: at least five loads per statement on average.
 async fn spawned_tasks_mostly_coalesce_on_two_workers(db: &TestDb) {
     let statements = spawned_loads(db).await;
     assert!(
-        statements <= 25,
+        statements <= 100,
         "{statements} statements for 500 spawned loads"
     );
 }
