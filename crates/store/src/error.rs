@@ -186,6 +186,19 @@ impl Error {
         }
     }
 
+    /// Why the store refused the input before sending it, if this is an
+    /// [`Error::Invalid`] the store decided itself (no database error inside).
+    pub fn as_refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Invalid {
+                reason: InvalidReason::Refused(refusal),
+                source: None,
+                ..
+            } => Some(refusal),
+            _ => None,
+        }
+    }
+
     /// The backend's error code, if a database error carries one.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -224,18 +224,6 @@ async fn wait_for_a_lock_wait(db: &TestDb) {
     panic!("the chunk never waited on the other writer's row");
 }
 
-/// The refusal of an [`Error::Invalid`], if it is one.
-fn refusal(err: &Error) -> Option<&Refusal> {
-    match err {
-        Error::Invalid {
-            reason: InvalidReason::Refused(refusal),
-            source: None,
-            ..
-        } => Some(refusal),
-        _ => None,
-    }
-}
-
 async fn a_page_over_the_limit_is_refused(db: &TestDb) {
     let store = Store::new(db.conn().clone());
     let err = store
@@ -243,7 +231,7 @@ async fn a_page_over_the_limit_is_refused(db: &TestDb) {
         .await
         .expect_err("too large");
     assert_eq!(
-        refusal(&err),
+        err.as_refusal(),
         Some(&Refusal::PageTooLarge {
             limit: MAX_PAGE + 1,
             max: MAX_PAGE
@@ -264,7 +252,7 @@ async fn an_update_changing_the_id_is_refused(db: &TestDb) {
         .await
         .expect_err("the id is fixed");
     assert_eq!(
-        refusal(&err),
+        err.as_refusal(),
         Some(&Refusal::IdChanged { id: ada.id }),
         "{err:?}"
     );
@@ -285,7 +273,11 @@ async fn an_advisory_lock_outside_a_transaction_is_refused(db: &TestDb) {
         .advisory_lock(7, Duration::from_millis(10))
         .await
         .expect_err("no transaction");
-    assert_eq!(refusal(&err), Some(&Refusal::NotInTransaction), "{err:?}");
+    assert_eq!(
+        err.as_refusal(),
+        Some(&Refusal::NotInTransaction),
+        "{err:?}"
+    );
 }
 
 // The database decides these, so every backend.

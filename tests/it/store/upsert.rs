@@ -320,18 +320,6 @@ async fn memberships_upsert_on_their_unique_key(db: &TestDb) {
     assert_eq!(members.map(|m| m.len()), Some(1));
 }
 
-/// The refusal of an `Error::Invalid`, if it is one.
-fn refusal(err: &Error) -> Option<&Refusal> {
-    match err {
-        Error::Invalid {
-            reason: InvalidReason::Refused(refusal),
-            source: None,
-            ..
-        } => Some(refusal),
-        _ => None,
-    }
-}
-
 async fn bad_input_is_refused_before_sending(db: &TestDb) {
     let store = Store::new(db.conn().clone());
     let mixed = [
@@ -346,7 +334,7 @@ async fn bad_input_is_refused_before_sending(db: &TestDb) {
         .await
         .expect_err("rows setting different columns");
     assert_eq!(
-        refusal(&err),
+        err.as_refusal(),
         Some(&Refusal::ColumnsDiffer {
             row: 1,
             columns: Box::from(["id"]),
@@ -363,7 +351,7 @@ async fn bad_input_is_refused_before_sending(db: &TestDb) {
         .await
         .expect_err("no key");
     assert_eq!(
-        refusal(&err),
+        err.as_refusal(),
         Some(&Refusal::MissingKey {
             row: 0,
             key: Box::from(["id"])
@@ -375,7 +363,7 @@ async fn bad_input_is_refused_before_sending(db: &TestDb) {
         .await
         .expect_err("no version to compare");
     assert_eq!(
-        refusal(&err),
+        err.as_refusal(),
         Some(&Refusal::MissingVersion { row: 0 }),
         "{err:?}"
     );
@@ -388,12 +376,12 @@ async fn bad_input_is_refused_before_sending(db: &TestDb) {
         .upsert_all::<users_groups::Entity>([membership], OnConflict::UpdateIfUnchanged, None)
         .await
         .expect_err("memberships have no version");
-    assert_eq!(refusal(&err), Some(&Refusal::NotVersioned), "{err:?}");
+    assert_eq!(err.as_refusal(), Some(&Refusal::NotVersioned), "{err:?}");
     let err = store
         .upsert_all::<user::Entity>([person(1, "a")], OnConflict::Update, Some(0))
         .await
         .expect_err("a chunk of no rows");
-    assert_eq!(refusal(&err), Some(&Refusal::ZeroChunk), "{err:?}");
+    assert_eq!(err.as_refusal(), Some(&Refusal::ZeroChunk), "{err:?}");
     assert!(users_in(db).await.is_empty(), "nothing written");
 }
 
