@@ -5,10 +5,11 @@ use sea_orm::entity::prelude::{
     EnumIter, Linked, PrimaryKeyTrait, Related, RelationDef, RelationTrait,
 };
 
+use crate::StoreEntity;
 use crate::{grouptype, user, users_groups};
 
 /// A group of users, of one group type.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, StoreEntity)]
 #[sea_orm(table_name = "groups")]
 pub struct Model {
     /// Primary key; on PostgreSQL drawn from the shared `all_id_seq`.

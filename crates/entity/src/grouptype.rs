@@ -5,10 +5,11 @@ use sea_orm::entity::prelude::{
     EnumIter, PrimaryKeyTrait, Related, RelationDef, RelationTrait,
 };
 
+use crate::StoreEntity;
 use crate::group;
 
 /// A kind of group (a class, a department, a committee, ...).
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, StoreEntity)]
 #[sea_orm(table_name = "grouptypes")]
 pub struct Model {
     /// Primary key; on PostgreSQL drawn from the shared `all_id_seq`.

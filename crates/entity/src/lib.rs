@@ -2,15 +2,16 @@
 //! `users_groups` membership table.
 //!
 //! The crate is deliberately thin: one module per table, the relations between
-//! them, and the [`Versioned`] trait that lets generic code find the
-//! optimistic-concurrency column. No business logic lives here.
+//! them, and their [`StoreEntity`] description (derived, like the sea-orm
+//! entity, from the `Model` struct). No business logic lives here.
 //!
 //! # Layout
 //! - [`user`]: `users`, with the M:N link to groups.
 //! - [`group`]: `groups`, belonging to a group type, with the M:N link to users.
 //! - [`grouptype`]: `grouptypes`, owning many groups.
 //! - [`users_groups`]: `users_groups`, one row per membership.
-//! - [`versioned`]: the [`Versioned`] trait over the three versioned tables.
+//! - [`StoreEntity`] (trait and derive) and [`Versioned`]: what Roster's
+//!   store and loaders know of a table; any service entity can have them.
 //! - [`prelude`]: the entities under short names.
 //!
 //! # Example
@@ -33,11 +34,21 @@
 
 pub mod group;
 pub mod grouptype;
+mod store_entity;
 pub mod user;
 pub mod users_groups;
-pub mod versioned;
 
-pub use versioned::Versioned;
+pub use roster_derive::StoreEntity;
+pub use store_entity::{StoreEntity, Versioned};
+
+// The derive names this crate `::roster_entity`, here too.
+extern crate self as roster_entity;
+
+/// What the derive's expansion refers to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use chrono;
+}
 
 /// The entities under short names: `use roster_entity::prelude::*;`.
 pub mod prelude {

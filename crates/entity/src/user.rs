@@ -5,10 +5,11 @@ use sea_orm::entity::prelude::{
     EnumIter, Linked, PrimaryKeyTrait, Related, RelationDef, RelationTrait,
 };
 
+use crate::StoreEntity;
 use crate::{group, users_groups};
 
 /// A person in the directory.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, StoreEntity)]
 #[sea_orm(table_name = "users")]
 pub struct Model {
     /// Primary key; on PostgreSQL drawn from the shared `all_id_seq`.

@@ -5,11 +5,13 @@ use sea_orm::entity::prelude::{
     EnumIter, PrimaryKeyTrait, Related, RelationDef, RelationTrait,
 };
 
+use crate::StoreEntity;
 use crate::{group, user};
 
 /// A membership. `(user_id, group_id)` is unique.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, StoreEntity)]
 #[sea_orm(table_name = "users_groups")]
+#[store(upsert_key(user_id, group_id))]
 pub struct Model {
     /// Primary key; on PostgreSQL drawn from the shared `all_id_seq`.
     #[sea_orm(primary_key)]

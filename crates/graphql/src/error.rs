@@ -143,6 +143,12 @@ impl From<roster_store::Error> for ApiError {
     }
 }
 
+impl From<roster_loader::UnsupportedRelation> for ApiError {
+    fn from(err: roster_loader::UnsupportedRelation) -> Self {
+        Self::internal(&err)
+    }
+}
+
 impl From<roster_loader::Error> for ApiError {
     fn from(err: roster_loader::Error) -> Self {
         if err.is_timeout() {

@@ -82,7 +82,12 @@ impl Query {
     /// The user with this id, or null.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         let id = parse_id(&id).api()?;
-        Ok(loaders(ctx)?.users.load(id).await.api()?.map(User))
+        Ok(loaders(ctx)?
+            .by_id::<user::Entity>()
+            .load(id)
+            .await
+            .api()?
+            .map(User))
     }
 
     /// The users with these ids, in the same order; null where there is none.
@@ -104,7 +109,11 @@ impl Query {
             .map(parse_id)
             .collect::<Result<Vec<_>, _>>()
             .api()?;
-        let users = loaders(ctx)?.users.load_many(&ids).await.api()?;
+        let users = loaders(ctx)?
+            .by_id::<user::Entity>()
+            .load_many(&ids)
+            .await
+            .api()?;
         Ok(users.into_iter().map(|u| u.map(User)).collect())
     }
 
@@ -123,7 +132,12 @@ impl Query {
     /// The group with this id, or null.
     async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
         let id = parse_id(&id).api()?;
-        Ok(loaders(ctx)?.groups.load(id).await.api()?.map(Group))
+        Ok(loaders(ctx)?
+            .by_id::<group::Entity>()
+            .load(id)
+            .await
+            .api()?
+            .map(Group))
     }
 
     /// A page of groups, ordered by id.
@@ -146,7 +160,7 @@ impl Query {
     ) -> async_graphql::Result<Option<GroupType>> {
         let id = parse_id(&id).api()?;
         Ok(loaders(ctx)?
-            .group_types
+            .by_id::<grouptype::Entity>()
             .load(id)
             .await
             .api()?

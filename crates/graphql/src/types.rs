@@ -95,7 +95,10 @@ impl User {
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<Group>> {
-        let loader = loaders(ctx)?.groups_of_user_at_most(nested_limit(limit).api()?);
+        let limit = nested_limit(limit).api()?;
+        let loader = loaders(ctx)?
+            .related_at_most::<user::Entity, group::Entity>(limit)
+            .api()?;
         let groups = loader.load(self.0.id).await.api()?;
         Ok(each(groups, Group))
     }
@@ -125,7 +128,11 @@ impl Group {
         let Some(id) = self.0.grouptype_id else {
             return Ok(None);
         };
-        let kind = loaders(ctx)?.group_types.load(id).await.api()?;
+        let kind = loaders(ctx)?
+            .by_id::<grouptype::Entity>()
+            .load(id)
+            .await
+            .api()?;
         Ok(kind.map(GroupType))
     }
     /// The group's first `limit` members (1 to 1,000), ordered by id.
@@ -135,7 +142,10 @@ impl Group {
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<User>> {
-        let loader = loaders(ctx)?.users_of_group_at_most(nested_limit(limit).api()?);
+        let limit = nested_limit(limit).api()?;
+        let loader = loaders(ctx)?
+            .related_at_most::<group::Entity, user::Entity>(limit)
+            .api()?;
         let users = loader.load(self.0.id).await.api()?;
         Ok(each(users, User))
     }
@@ -160,7 +170,10 @@ impl GroupType {
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<Group>> {
-        let loader = loaders(ctx)?.groups_of_type_at_most(nested_limit(limit).api()?);
+        let limit = nested_limit(limit).api()?;
+        let loader = loaders(ctx)?
+            .related_at_most::<grouptype::Entity, group::Entity>(limit)
+            .api()?;
         let groups = loader.load(self.0.id).await.api()?;
         Ok(each(groups, Group))
     }

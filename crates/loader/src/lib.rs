@@ -86,6 +86,7 @@ mod key;
 mod loader;
 mod metrics;
 mod options;
+mod related;
 mod relation_source;
 mod scope;
 mod source;
@@ -100,6 +101,7 @@ pub use metrics::{
     BATCH_SIZE_BUCKETS, DISPATCH_WAIT_BUCKETS_US, HistogramSnapshot, LoaderMetrics, MetricsSnapshot,
 };
 pub use options::{Answers, DEFAULT_MAX_BATCH, LoaderOptions};
+pub use related::UnsupportedRelation;
 pub use relation_source::RelationSource;
 pub use scope::LoaderScope;
 pub use source::BatchSource;

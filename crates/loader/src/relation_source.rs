@@ -43,16 +43,23 @@ pub struct RelationSource<E: EntityTrait> {
     order: Vec<(E::Column, Order)>,
     limit_per_parent: Option<u64>,
     filter: Option<Condition>,
+    /// The tables whose writes change what this source loads.
+    tables: Vec<&'static str>,
 }
 
 impl<E: EntityTrait> RelationSource<E> {
     /// Rows of `E` whose `foreign_key` equals the parent id (1:N).
     pub fn has_many(db: DatabaseConnection, foreign_key: E::Column) -> Self {
-        Self::with_parent(
-            db,
-            (E::default().into_iden(), foreign_key.into_iden()),
-            None,
-        )
+        let tables = vec![E::default().table_name()];
+        Self::has_many_column(db, foreign_key.into_iden(), tables)
+    }
+
+    pub(crate) fn has_many_column(
+        db: DatabaseConnection,
+        foreign_key: DynIden,
+        tables: Vec<&'static str>,
+    ) -> Self {
+        Self::with_parent(db, (E::default().into_iden(), foreign_key), None, tables)
     }
 
     /// Rows of `E` linked to the parent through junction `J`:
@@ -62,11 +69,28 @@ impl<E: EntityTrait> RelationSource<E> {
         parent_key: J::Column,
         target_key: J::Column,
     ) -> Self {
-        let junction = J::default().into_iden();
+        let tables = vec![E::default().table_name(), J::default().table_name()];
+        Self::many_to_many_columns(
+            db,
+            J::default().into_iden(),
+            parent_key.into_iden(),
+            target_key.into_iden(),
+            tables,
+        )
+    }
+
+    pub(crate) fn many_to_many_columns(
+        db: DatabaseConnection,
+        junction: DynIden,
+        parent_key: DynIden,
+        target_key: DynIden,
+        tables: Vec<&'static str>,
+    ) -> Self {
         Self::with_parent(
             db,
-            (junction.clone(), parent_key.into_iden()),
-            Some((junction, target_key.into_iden())),
+            (junction.clone(), parent_key),
+            Some((junction, target_key)),
+            tables,
         )
     }
 
@@ -74,6 +98,7 @@ impl<E: EntityTrait> RelationSource<E> {
         db: DatabaseConnection,
         parent: (DynIden, DynIden),
         junction: Option<(DynIden, DynIden)>,
+        tables: Vec<&'static str>,
     ) -> Self {
         Self {
             db,
@@ -83,7 +108,15 @@ impl<E: EntityTrait> RelationSource<E> {
             order: Vec::new(),
             limit_per_parent: None,
             filter: None,
+            tables,
         }
+    }
+
+    /// The tables whose writes can change what this source loads: `E`'s,
+    /// the junction's, and (for [`related`](Self::related)) the parent's,
+    /// whose deletions cascade. A cache of it is stale after a write to any.
+    pub fn tables(&self) -> &[&'static str] {
+        &self.tables
     }
 
     /// Orders each parent's rows by `column` (repeat for more keys; the

@@ -1,11 +1,13 @@
-//! Reads and writes of one versioned entity: `get`, `insert`, `update`,
-//! `delete`, `filter`, `page`, `select`, `stream`.
+//! Reads and writes of one entity: `get`, `insert`, `update`, `delete`,
+//! `filter`, `page`, `select`, `stream`; any [`StoreEntity`], with
+//! optimistic concurrency where it is [`Versioned`].
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
-use roster_entity::Versioned;
+use roster_entity::{StoreEntity, Versioned};
+use roster_loader::Loader;
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbBackend,
@@ -13,7 +15,6 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::entities::StoreEntity;
 use crate::error::{Conflict, Error, Operation, Refusal, Result};
 use crate::{Store, lastchange};
 
@@ -21,6 +22,12 @@ use crate::{Store, lastchange};
 pub const MAX_PAGE: u64 = 10_000;
 
 impl Store {
+    /// The request's loader of `E`'s rows by id (made on first use); the
+    /// store keeps it current with its writes.
+    pub fn loader<E: StoreEntity>(&self) -> Loader<E::Model> {
+        self.loaders.by_id::<E>()
+    }
+
     /// The row with this id, or `None`. Outside a transaction this goes
     /// through the request's loader (batched with concurrent calls, cached);
     /// inside one it reads in the transaction.
@@ -29,10 +36,7 @@ impl Store {
         E: StoreEntity,
     {
         if self.tx.is_none() {
-            return Ok(E::loader(&self.loaders)
-                .load(id)
-                .await?
-                .map(Arc::unwrap_or_clone));
+            return Ok(self.loader::<E>().load(id).await?.map(Arc::unwrap_or_clone));
         }
         find_by_id::<E, _>(&self.connection(), id)
             .await
@@ -42,8 +46,8 @@ impl Store {
     /// Inserts a row and returns it as stored (id and `lastchange` set).
     ///
     /// Columns left `NotSet` take their defaults (the id from the sequence
-    /// or auto-increment). `lastchange` is always the current time,
-    /// truncated to microseconds.
+    /// or auto-increment). On a versioned table `lastchange` is always the
+    /// current time, truncated to microseconds.
     pub async fn insert<E>(&self, row: E::ActiveModel) -> Result<E::Model>
     where
         E: StoreEntity,
@@ -51,11 +55,11 @@ impl Store {
         self.check_writable(E::TABLE)?;
         let backend = self.backend();
         let now = lastchange::truncate_to_micros(Utc::now());
-        let lastchange_name = E::lastchange_column().as_str();
+        let lastchange_name = E::version_column().map(|c| c.as_str());
         let mut columns = Vec::new();
         let mut values: Vec<SimpleExpr> = Vec::new();
         for column in E::Column::iter() {
-            if column.as_str() == lastchange_name {
+            if Some(column.as_str()) == lastchange_name {
                 columns.push(column);
                 values.push(lastchange::value(backend, now));
             } else if let ActiveValue::Set(v) | ActiveValue::Unchanged(v) = row.get(column) {
@@ -96,11 +100,7 @@ impl Store {
             E::Model::from_query_result(&row, "").map_err(insert_err)?
         };
         let cached = model.clone();
-        self.after_write(move |loaders| {
-            E::loader(loaders).prime(E::id_of(&cached), Some(Arc::new(cached)));
-            loaders.clear_keys();
-            loaders.clear_relations();
-        });
+        self.after_write(move |loaders| loaders.wrote::<E>(Ok(&cached)));
         Ok(model)
     }
 
@@ -119,7 +119,7 @@ impl Store {
         changes: E::ActiveModel,
     ) -> Result<E::Model>
     where
-        E: StoreEntity,
+        E: Versioned,
     {
         self.check_writable(E::TABLE)?;
         let backend = self.backend();
@@ -189,11 +189,7 @@ impl Store {
             return Err(self.mismatch::<E>(id, expected, Operation::Update).await);
         };
         let cached = model.clone();
-        self.after_write(move |loaders| {
-            E::loader(loaders).prime(E::id_of(&cached), Some(Arc::new(cached)));
-            loaders.clear_keys();
-            loaders.clear_relations();
-        });
+        self.after_write(move |loaders| loaders.wrote::<E>(Ok(&cached)));
         Ok(model)
     }
 
@@ -203,6 +199,8 @@ impl Store {
     /// [`Error::NotFound`] if there is no such row, [`Error::Conflict`] if it
     /// changed, [`Error::Invalid`] if other rows still reference it (a group
     /// type that groups use). A user's or group's memberships go with it.
+    /// An `expected` version on a table without one is refused
+    /// ([`Refusal::NotVersioned`]).
     pub async fn delete<E>(&self, id: i64, expected: Option<DateTime<Utc>>) -> Result<()>
     where
         E: StoreEntity,
@@ -212,11 +210,10 @@ impl Store {
         let expected = expected.map(lastchange::truncate_to_micros);
         let mut delete = E::delete_many().filter(E::id_column().eq(id));
         if let Some(expected) = expected {
-            delete = delete.filter(lastchange::equals(
-                backend,
-                E::lastchange_column(),
-                expected,
-            ));
+            let Some(column) = E::version_column() else {
+                return Err(Error::refused(E::TABLE, Refusal::NotVersioned));
+            };
+            delete = delete.filter(lastchange::equals(backend, column, expected));
         }
         let deleted = delete
             .exec(&self.connection())
@@ -232,11 +229,7 @@ impl Store {
                 },
             });
         }
-        self.after_write(move |loaders| {
-            E::loader(loaders).prime(id, None);
-            loaders.clear_keys();
-            loaders.clear_relations();
-        });
+        self.after_write(move |loaders| loaders.wrote::<E>(Err(id)));
         Ok(())
     }
 
@@ -297,7 +290,7 @@ impl Store {
             .await
             .map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))?;
         if self.tx.is_none() {
-            let loader = E::loader(&self.loaders);
+            let loader = self.loader::<E>();
             for row in &rows {
                 loader.prime(E::id_of(row), Some(Arc::new(row.clone())));
             }
@@ -334,19 +327,16 @@ impl Store {
         match find_by_id::<E, _>(&self.connection(), id).await {
             Err(e) => Error::from_db(operation, E::TABLE, e),
             Ok(None) => {
-                self.after_write(move |loaders| E::loader(loaders).prime(id, None));
+                self.after_write(move |loaders| loaders.wrote::<E>(Err(id)));
                 Error::NotFound {
                     table: E::TABLE,
                     id,
                 }
             }
             Ok(Some(current)) => {
-                let stored = E::lastchange_of(&current);
+                let stored = E::version_of(&current).unwrap_or(expected);
                 let cached = current.clone();
-                self.after_write(move |loaders| {
-                    E::loader(loaders).prime(id, Some(Arc::new(cached)));
-                    loaders.clear_keys();
-                });
+                self.after_write(move |loaders| loaders.wrote::<E>(Ok(&cached)));
                 Error::Conflict(Box::new(Conflict::new(
                     E::TABLE,
                     id,
@@ -364,7 +354,7 @@ async fn find_by_id<E, C>(
     id: i64,
 ) -> std::result::Result<Option<E::Model>, sea_orm::DbErr>
 where
-    E: Versioned,
+    E: StoreEntity,
     C: ConnectionTrait,
 {
     E::find().filter(E::id_column().eq(id)).one(conn).await

@@ -13,19 +13,20 @@
 //!   [`remove_membership`](Store::remove_membership)), and
 //!   [`transaction`](Store::transaction) with retry.
 //! - [`Store::upsert_many`]: bulk insert-or-update in chunks of one
-//!   statement, reported chunk by chunk ([`ChunkReport`]); [`Upsert`] makes
-//!   a table upsertable.
-//! - [`Loaders`]: the per-request set of loaders the store keeps current.
+//!   statement, reported chunk by chunk ([`ChunkReport`]).
+//! - [`Loaders`]: the per-request registry of loaders (by id, by key, by
+//!   relation; each made on first use) the store keeps current.
 //! - [`Error`]: `Conflict`, `NotFound`, `Invalid` (with an
 //!   [`InvalidReason`], or the store's own [`Refusal`]), `Timeout`,
 //!   `Database` (with the [`Operation`] and the backend's code).
-//! - [`StoreEntity`]: what makes an entity storable.
+//! - [`StoreEntity`] and [`Versioned`] (re-exported from `roster-entity`,
+//!   derived with `#[derive(StoreEntity)]`): what makes any sea-orm entity
+//!   storable, the directory's tables and a service's own alike.
 //! - [`pool`]: opening a pool with a statement time limit, a bounded
 //!   acquire wait and (on MySQL) a check that keeps half-read connections
 //!   out of the pool ([`PoolSettings`]).
 
 mod crud;
-mod entities;
 mod error;
 mod lastchange;
 mod loaders;
@@ -36,12 +37,12 @@ mod transaction;
 mod upsert;
 
 pub use crud::MAX_PAGE;
-pub use entities::StoreEntity;
 pub use error::{Conflict, Error, InvalidReason, Operation, Refusal, Result};
 pub use lastchange::truncate_to_micros;
 pub use loaders::Loaders;
 pub use pool::PoolSettings;
+pub use roster_entity::{StoreEntity, Versioned};
 pub use sea_orm::IsolationLevel;
 pub use store::Store;
 pub use transaction::{RetryPolicy, TxOptions};
-pub use upsert::{ChunkReport, OnConflict, Upsert, UpsertOptions, UpsertTotals, bind_limit};
+pub use upsert::{ChunkReport, OnConflict, UpsertOptions, UpsertTotals, bind_limit};

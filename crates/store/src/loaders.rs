@@ -1,121 +1,98 @@
-//! [`Loaders`]: the set of loaders one request uses, sharing one
-//! [`LoaderScope`] and one set of metrics: rows by id, rows by their other
-//! unique keys (which prime the by-id loaders), and related rows; the
-//! relation loaders that keep at most `limit` rows per parent are made on
-//! demand, one per limit.
+//! [`Loaders`]: one request's loaders, made on first use and kept in a
+//! registry keyed by entity, by unique key and by relation, sharing one
+//! [`LoaderScope`] and one set of metrics. The store's writes keep them
+//! current through [`Loaders::wrote`] and [`Loaders::stale`].
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use roster_entity::{group, grouptype, user, users_groups};
+use roster_entity::StoreEntity;
 use roster_loader::{
-    EntitySource, Key, Loader, LoaderMetrics, LoaderOptions, LoaderScope, RelationSource,
+    EntitySource, Key, Loader, LoaderMetrics, LoaderOptions, LoaderScope, RelationSource, SqlKey,
+    UnsupportedRelation,
 };
-use sea_orm::{DatabaseConnection, Order};
+use sea_orm::{DatabaseConnection, Related};
 
-/// One request's loaders: rows by id, rows by the keys other systems know
-/// them by, and the related rows of the directory.
+/// One request's loaders: rows by id, rows by the other unique keys other
+/// systems know them by, and related rows, for any [`StoreEntity`].
 ///
-/// Make one per request (it is cheap: a few `Arc`s) and hand it to the
-/// [`Store`](crate::Store) and to every resolver of that request; writes
-/// through the store keep these caches current (read-your-writes).
+/// Make one per request (it is cheap: nothing is built until it is used)
+/// and hand it to the [`Store`](crate::Store) and to every resolver of that
+/// request; writes through the store keep these caches current
+/// (read-your-writes). Each loader is made the first time it is asked for,
+/// so a request that reads one table builds one loader.
 ///
-/// The relation loaders return related rows ordered by id. A row loaded by a
-/// key (`users_by_email`, …) also primes the by-id loader of its table, so
-/// loading it again by id costs no statement. Text keys compare byte for
-/// byte, as Roster's columns do. The relation fields load every related
-/// row; [`groups_of_user_at_most`](Self::groups_of_user_at_most) and its
-/// siblings keep at most `limit` rows per parent, in SQL (one statement per
-/// batch of parents, `ROW_NUMBER()` per parent), with one loader per
-/// distinct limit.
+/// - [`by_id`](Self::by_id): rows of a table by primary key.
+/// - [`by_key`](Self::by_key): rows by a unique key (`email`, a composite
+///   key); a row found this way also primes the by-id loader, so loading it
+///   again by id costs no statement. Text keys compare byte for byte, as
+///   Roster's columns do; if several rows share a key, the lowest id wins.
+/// - [`related`](Self::related) and [`related_at_most`](Self::related_at_most):
+///   the rows related to a parent, as sea-orm's `Related` declares them
+///   (has-many or many-to-many), ordered by id; `_at_most` keeps the first
+///   `limit` per parent, in SQL (one statement per batch of parents,
+///   `ROW_NUMBER()` per parent), with one loader per distinct limit.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # let db = sea_orm::Database::connect("sqlite::memory:").await?;
+/// # let dir = tempfile::tempdir()?;
+/// # let url = format!("sqlite://{}?mode=rwc", dir.path().join("doc.db").display());
+/// # roster_migrations::run(&url, roster_migrations::Action::Up { steps: None }).await?;
+/// # let db = sea_orm::Database::connect(&url).await?;
+/// use roster_entity::{group, user};
 /// use roster_store::Loaders;
 ///
 /// let loaders = Loaders::new(db.clone());
-/// let (a, b) = tokio::join!(loaders.users.load(1), loaders.users.load(2));
-/// # let _ = (a, b);
+/// let users = loaders.by_id::<user::Entity>();
+/// let (a, b) = tokio::join!(users.load(1), users.load(2)); // one statement
+/// # let _ = (a?, b?);
+/// let groups_of_user = loaders.related_at_most::<user::Entity, group::Entity>(10)?;
+/// let groups = groups_of_user.load(1).await?;
+/// # let _ = groups;
+/// assert_eq!(loaders.made(), 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Loaders {
-    /// `users` by id.
-    pub users: Loader<user::Model>,
-    /// `groups` by id.
-    pub groups: Loader<group::Model>,
-    /// `grouptypes` by id (also a group's type, by `grouptype_id`).
-    pub group_types: Loader<grouptype::Model>,
-    /// `users` by `externalId` (the lowest id wins if several share one).
-    pub users_by_external_id: Loader<user::Model, i64>,
-    /// `users` by `email`, exactly as stored (the lowest id wins if several
-    /// share one).
-    pub users_by_email: Loader<user::Model, String>,
-    /// `groups` by `externalId` (the lowest id wins if several share one).
-    pub groups_by_external_id: Loader<group::Model, String>,
-    /// `users_groups` rows by `(user_id, group_id)`.
-    pub memberships: Loader<users_groups::Model, (i64, i64)>,
-    /// A user's groups, by user id (M:N through `users_groups`).
-    pub groups_of_user: Loader<Vec<Arc<group::Model>>>,
-    /// A group's users, by group id (M:N through `users_groups`).
-    pub users_of_group: Loader<Vec<Arc<user::Model>>>,
-    /// A group type's groups, by group type id.
-    pub groups_of_type: Loader<Vec<Arc<group::Model>>>,
-    metrics: Arc<LoaderMetrics>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     db: DatabaseConnection,
+    metrics: Arc<LoaderMetrics>,
     scope: LoaderScope,
-    /// The per-limit relation loaders made so far. The lock is held only to
-    /// look up or insert a loader, never across an `.await`.
-    limited: Arc<Mutex<Limited>>,
+    /// The loaders made so far. The lock is held only to look up or insert
+    /// a loader, or to walk them when clearing, never across an `.await`.
+    made: Mutex<HashMap<Slot, Made>>,
 }
 
-/// The relation loaders with a per-parent limit, by limit.
-#[derive(Default)]
-struct Limited {
-    groups_of_user: HashMap<u64, Loader<Vec<Arc<group::Model>>>>,
-    users_of_group: HashMap<u64, Loader<Vec<Arc<user::Model>>>>,
-    groups_of_type: HashMap<u64, Loader<Vec<Arc<group::Model>>>>,
+/// Where a loader sits in the registry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    ById(TypeId),
+    ByKey {
+        entity: TypeId,
+        key: TypeId,
+        columns: String,
+    },
+    Related {
+        parent: TypeId,
+        child: TypeId,
+        limit: Option<u64>,
+    },
 }
 
-/// The loader options every loader of one [`Loaders`] shares.
-fn options<V: Send + Sync + 'static, K: Key>(
-    scope: &LoaderScope,
-    metrics: &Arc<LoaderMetrics>,
-) -> LoaderOptions<V, K> {
-    LoaderOptions::new()
-        .scope(scope.clone())
-        .metrics(metrics.clone())
-}
-
-/// A user's groups (M:N), by id.
-fn groups_of_user_source(db: &DatabaseConnection) -> RelationSource<group::Entity> {
-    RelationSource::<group::Entity>::many_to_many::<users_groups::Entity>(
-        db.clone(),
-        users_groups::Column::UserId,
-        users_groups::Column::GroupId,
-    )
-    .order_by(group::Column::Id, Order::Asc)
-    .named("groups_of_user")
-}
-
-/// A group's users (M:N), by id.
-fn users_of_group_source(db: &DatabaseConnection) -> RelationSource<user::Entity> {
-    RelationSource::<user::Entity>::many_to_many::<users_groups::Entity>(
-        db.clone(),
-        users_groups::Column::GroupId,
-        users_groups::Column::UserId,
-    )
-    .order_by(user::Column::Id, Order::Asc)
-    .named("users_of_group")
-}
-
-/// A group type's groups (1:N), by id.
-fn groups_of_type_source(db: &DatabaseConnection) -> RelationSource<group::Entity> {
-    RelationSource::<group::Entity>::has_many(db.clone(), group::Column::GrouptypeId)
-        .order_by(group::Column::Id, Order::Asc)
-        .named("groups_of_type")
+/// A loader in the registry, with what makes its cache stale.
+struct Made {
+    /// The `Loader<V, K>`, behind `Any`.
+    loader: Box<dyn Any + Send + Sync>,
+    /// Empties its cache.
+    clear_all: Box<dyn Fn() + Send + Sync>,
+    /// The tables a write to which makes the whole cache stale; empty for a
+    /// by-id loader, which the store primes row by row instead.
+    stale_after: Vec<&'static str>,
 }
 
 impl Loaders {
@@ -127,157 +104,210 @@ impl Loaders {
     /// Fresh loaders over `db` recording into `metrics` (e.g. one instance
     /// shared by every request of a server, for export).
     pub fn with_metrics(db: DatabaseConnection, metrics: Arc<LoaderMetrics>) -> Self {
-        let scope = LoaderScope::new();
-        let users = Loader::with_options(
-            EntitySource::<user::Entity>::new(db.clone()),
-            options(&scope, &metrics),
-        );
-        let groups = Loader::with_options(
-            EntitySource::<group::Entity>::new(db.clone()),
-            options(&scope, &metrics),
-        );
         Self {
-            users_by_external_id: Loader::with_options(
-                EntitySource::<user::Entity, i64>::unique(db.clone(), user::Column::ExternalId),
-                options(&scope, &metrics).primes(&users, |u| u.id),
-            ),
-            users_by_email: Loader::with_options(
-                EntitySource::<user::Entity, String>::unique(db.clone(), user::Column::Email),
-                options(&scope, &metrics).primes(&users, |u| u.id),
-            ),
-            groups_by_external_id: Loader::with_options(
-                EntitySource::<group::Entity, String>::unique(
-                    db.clone(),
-                    group::Column::ExternalId,
-                ),
-                options(&scope, &metrics).primes(&groups, |g| g.id),
-            ),
-            memberships: Loader::with_options(
-                EntitySource::<users_groups::Entity, (i64, i64)>::unique(
-                    db.clone(),
-                    (users_groups::Column::UserId, users_groups::Column::GroupId),
-                ),
-                options(&scope, &metrics),
-            ),
-            users,
-            groups,
-            group_types: Loader::with_options(
-                EntitySource::<grouptype::Entity>::new(db.clone()),
-                options(&scope, &metrics),
-            ),
-            groups_of_user: Loader::with_options(
-                groups_of_user_source(&db),
-                options(&scope, &metrics),
-            ),
-            users_of_group: Loader::with_options(
-                users_of_group_source(&db),
-                options(&scope, &metrics),
-            ),
-            groups_of_type: Loader::with_options(
-                groups_of_type_source(&db),
-                options(&scope, &metrics),
-            ),
-            metrics,
-            db,
-            scope,
-            limited: Arc::default(),
+            shared: Arc::new(Shared {
+                db,
+                metrics,
+                scope: LoaderScope::new(),
+                made: Mutex::default(),
+            }),
         }
     }
 
-    /// A user's first `limit` groups (by id), by user id: the loader of this
-    /// request for that limit, made on first use.
-    pub fn groups_of_user_at_most(&self, limit: u64) -> Loader<Vec<Arc<group::Model>>> {
-        self.limited_loader(limit, |l| &mut l.groups_of_user, groups_of_user_source)
+    /// The rows of `E` by id: this request's loader, made on first use.
+    pub fn by_id<E: StoreEntity>(&self) -> Loader<E::Model> {
+        self.get_or_make(Slot::ById(TypeId::of::<E>()), || {
+            let loader = Loader::with_options(
+                EntitySource::<E>::new(self.shared.db.clone()),
+                self.options(),
+            );
+            (loader, Vec::new())
+        })
     }
 
-    /// A group's first `limit` users (by id), by group id; see
-    /// [`groups_of_user_at_most`](Self::groups_of_user_at_most).
-    pub fn users_of_group_at_most(&self, limit: u64) -> Loader<Vec<Arc<user::Model>>> {
-        self.limited_loader(limit, |l| &mut l.users_of_group, users_of_group_source)
+    /// The rows of `E` by the unique key `columns` (one column, or a tuple
+    /// of columns for a composite key such as `(user_id, group_id)`); a row
+    /// found primes [`by_id`](Self::by_id).
+    pub fn by_key<E, K>(&self, columns: K::Columns<E::Column>) -> Loader<E::Model, K>
+    where
+        E: StoreEntity,
+        K: Key + SqlKey,
+        K::Columns<E::Column>: std::fmt::Debug,
+    {
+        let names = format!("{columns:?}");
+        let slot = Slot::ByKey {
+            entity: TypeId::of::<E>(),
+            key: TypeId::of::<K>(),
+            columns: names,
+        };
+        self.get_or_make(slot, || {
+            let by_id = self.by_id::<E>();
+            let loader = Loader::with_options(
+                EntitySource::<E, K>::unique(self.shared.db.clone(), columns),
+                self.options().primes(&by_id, E::id_of),
+            );
+            (loader, vec![E::TABLE])
+        })
     }
 
-    /// A group type's first `limit` groups (by id), by group type id; see
-    /// [`groups_of_user_at_most`](Self::groups_of_user_at_most).
-    pub fn groups_of_type_at_most(&self, limit: u64) -> Loader<Vec<Arc<group::Model>>> {
-        self.limited_loader(limit, |l| &mut l.groups_of_type, groups_of_type_source)
+    /// The rows of `E` related to a `P`, by `P`'s id, ordered by id: every
+    /// related row. Lists shown to clients want
+    /// [`related_at_most`](Self::related_at_most).
+    pub fn related<P, E>(&self) -> Result<Loader<Vec<Arc<E::Model>>>, UnsupportedRelation>
+    where
+        P: StoreEntity + Related<E>,
+        E: StoreEntity,
+    {
+        self.related_loader::<P, E>(None)
     }
 
-    fn limited_loader<E>(
+    /// The first `limit` rows of `E` (by id) related to a `P`, by `P`'s id:
+    /// this request's loader for that limit, made on first use.
+    pub fn related_at_most<P, E>(
         &self,
         limit: u64,
-        map: impl FnOnce(&mut Limited) -> &mut HashMap<u64, Loader<Vec<Arc<E::Model>>>>,
-        source: impl FnOnce(&DatabaseConnection) -> RelationSource<E>,
-    ) -> Loader<Vec<Arc<E::Model>>>
+    ) -> Result<Loader<Vec<Arc<E::Model>>>, UnsupportedRelation>
     where
-        E: sea_orm::EntityTrait,
-        E::Model: Send + Sync + 'static,
+        P: StoreEntity + Related<E>,
+        E: StoreEntity,
     {
-        let mut limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
-        map(&mut limited)
-            .entry(limit)
-            .or_insert_with(|| {
-                Loader::with_options(
-                    source(&self.db).limit_per_parent(limit),
-                    options(&self.scope, &self.metrics),
-                )
-            })
-            .clone()
+        self.related_loader::<P, E>(Some(limit))
     }
 
-    /// Forgets the memberships of `user_id` and of `group_id` (after one was
-    /// added or removed), in every relation loader.
-    pub fn clear_membership(&self, user_id: i64, group_id: i64) {
-        self.memberships.clear(&(user_id, group_id));
-        self.groups_of_user.clear(&user_id);
-        self.users_of_group.clear(&group_id);
-        let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
-        for loader in limited.groups_of_user.values() {
-            loader.clear(&user_id);
+    fn related_loader<P, E>(
+        &self,
+        limit: Option<u64>,
+    ) -> Result<Loader<Vec<Arc<E::Model>>>, UnsupportedRelation>
+    where
+        P: StoreEntity + Related<E>,
+        E: StoreEntity,
+    {
+        let slot = Slot::Related {
+            parent: TypeId::of::<P>(),
+            child: TypeId::of::<E>(),
+            limit,
+        };
+        if let Some(loader) = self.find(&slot) {
+            return Ok(loader);
         }
-        for loader in limited.users_of_group.values() {
-            loader.clear(&group_id);
+        let mut source = RelationSource::<E>::related::<P>(self.shared.db.clone())?
+            .order_by(E::id_column(), sea_orm::Order::Asc);
+        if let Some(limit) = limit {
+            source = source.limit_per_parent(limit);
         }
+        Ok(self.get_or_make(slot, || {
+            let tables = source.tables().to_vec();
+            (Loader::with_options(source, self.options()), tables)
+        }))
+    }
+
+    /// After a write of `row` to `E`'s table: the by-id cache holds the row
+    /// as written (or, for `Err(id)`, knows the row `id` is gone), and every
+    /// cache a write to that table can make stale is emptied.
+    pub fn wrote<E: StoreEntity>(&self, row: Result<&E::Model, i64>) {
+        let by_id = self.by_id::<E>();
+        match row {
+            Ok(model) => by_id.prime(E::id_of(model), Some(Arc::new(model.clone()))),
+            Err(id) => by_id.prime(id, None),
+        }
+        self.stale(E::TABLE);
+    }
+
+    /// After writes to many rows of `E`'s table (an upsert): empties `E`'s
+    /// by-id cache and every cache [`stale`](Self::stale) empties.
+    pub fn wrote_many<E: StoreEntity>(&self) {
+        if let Some(by_id) = self.find::<E::Model, i64>(&Slot::ById(TypeId::of::<E>())) {
+            by_id.clear_all();
+        }
+        self.stale(E::TABLE);
+    }
+
+    /// Empties every cache of keys or relations a write to `table` can make
+    /// stale (the by-id caches are kept: the store primes them per row).
+    pub fn stale(&self, table: &str) {
+        self.each(|made| {
+            if made.stale_after.contains(&table) {
+                (made.clear_all)();
+            }
+        });
+    }
+
+    /// Empties every cache: after a write the store could not describe
+    /// (raw SQL), or one whose outcome is unknown.
+    pub fn clear_all(&self) {
+        self.each(|made| (made.clear_all)());
+    }
+
+    /// How many loaders this request has made so far.
+    pub fn made(&self) -> usize {
+        self.lock().len()
     }
 
     /// The metrics these loaders record into.
     pub fn metrics(&self) -> &Arc<LoaderMetrics> {
-        &self.metrics
+        &self.shared.metrics
     }
 
-    /// Empties every cache (e.g. after a write the store could not describe,
-    /// such as raw SQL).
-    pub fn clear_all(&self) {
-        self.users.clear_all();
-        self.groups.clear_all();
-        self.group_types.clear_all();
-        self.clear_keys();
-        self.clear_relations();
+    /// The options every loader of this request shares.
+    fn options<V: Send + Sync + 'static, K: Key>(&self) -> LoaderOptions<V, K> {
+        LoaderOptions::new()
+            .scope(self.shared.scope.clone())
+            .metrics(self.shared.metrics.clone())
     }
 
-    /// Empties the caches by key (`users_by_email`, …): a write may have
-    /// moved a key from one row to another.
-    pub fn clear_keys(&self) {
-        self.users_by_external_id.clear_all();
-        self.users_by_email.clear_all();
-        self.groups_by_external_id.clear_all();
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, Made>> {
+        self.shared
+            .made
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Empties the relation caches (membership or group-type changes).
-    pub fn clear_relations(&self) {
-        self.memberships.clear_all();
-        self.groups_of_user.clear_all();
-        self.users_of_group.clear_all();
-        self.groups_of_type.clear_all();
-        let limited = self.limited.lock().unwrap_or_else(PoisonError::into_inner);
-        let all = limited
-            .groups_of_user
-            .values()
-            .chain(limited.groups_of_type.values());
-        for loader in all {
-            loader.clear_all();
+    fn each(&self, f: impl Fn(&Made)) {
+        self.lock().values().for_each(f);
+    }
+
+    fn find<V, K>(&self, slot: &Slot) -> Option<Loader<V, K>>
+    where
+        V: Send + Sync + 'static,
+        K: Key,
+    {
+        self.lock()
+            .get(slot)
+            .and_then(|made| made.loader.downcast_ref::<Loader<V, K>>())
+            .cloned()
+    }
+
+    /// The loader in `slot`, made by `make` (outside the lock: making a key
+    /// loader asks for the by-id one) if there is none yet.
+    fn get_or_make<V, K>(
+        &self,
+        slot: Slot,
+        make: impl FnOnce() -> (Loader<V, K>, Vec<&'static str>),
+    ) -> Loader<V, K>
+    where
+        V: Send + Sync + 'static,
+        K: Key,
+    {
+        if let Some(loader) = self.find(&slot) {
+            return loader;
         }
-        for loader in limited.users_of_group.values() {
-            loader.clear_all();
+        let (loader, stale_after) = make();
+        let mut made = self.lock();
+        if let Some(existing) = made
+            .get(&slot)
+            .and_then(|m| m.loader.downcast_ref::<Loader<V, K>>())
+        {
+            return existing.clone();
         }
+        let cleared = loader.clone();
+        made.insert(
+            slot,
+            Made {
+                loader: Box::new(loader.clone()),
+                clear_all: Box::new(move || cleared.clear_all()),
+                stale_after,
+            },
+        );
+        loader
     }
 }

@@ -1,13 +1,13 @@
 //! Memberships: adding and removing a user from a group, idempotently.
 
-use roster_entity::users_groups;
+use roster_entity::{StoreEntity, users_groups};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter};
 
 use crate::Store;
 use crate::error::{Error, InvalidReason, Operation, Result};
 
-const TABLE: &str = "users_groups";
+const TABLE: &str = users_groups::Entity::TABLE;
 
 impl Store {
     /// Makes `user_id` a member of `group_id`. Returns `true` if the
@@ -50,9 +50,7 @@ impl Store {
             inserted > 0
         };
         if added {
-            self.after_write(move |loaders| {
-                loaders.clear_membership(user_id, group_id);
-            });
+            self.after_write(|loaders| loaders.wrote_many::<users_groups::Entity>());
         }
         Ok(added)
     }
@@ -70,9 +68,7 @@ impl Store {
             .rows_affected
             > 0;
         if removed {
-            self.after_write(move |loaders| {
-                loaders.clear_membership(user_id, group_id);
-            });
+            self.after_write(|loaders| loaders.wrote_many::<users_groups::Entity>());
         }
         Ok(removed)
     }

@@ -148,7 +148,7 @@ impl Store {
     ///         Ok((ada, admins))
     ///     })
     ///     .await?;
-    /// let members = store.loaders().users_of_group.load(admins.id).await?;
+    /// let members = store.loaders().related::<group::Entity, user::Entity>()?.load(admins.id).await?;
     /// let names: Vec<_> = members.iter().flat_map(|m| m.iter().map(|u| u.name.clone())).collect();
     /// assert_eq!(names, [ada.name]);
     /// # Ok(()) }

@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use roster_entity::{group, grouptype, user, users_groups};
-use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, FromQueryResult, ModelTrait};
+use roster_entity::StoreEntity;
 
 use crate::error::{Error, Result};
 use crate::transaction::TxError;
@@ -128,82 +127,6 @@ impl From<Option<usize>> for UpsertOptions {
             chunk,
             ..Self::default()
         }
-    }
-}
-
-/// A table [`Store::upsert_many`] can write: its conflict key, and its
-/// version column if it has one.
-///
-/// Implemented for the directory's tables; implement it for a service's own
-/// sea-orm entities to bulk-upsert them too.
-pub trait Upsert:
-    EntityTrait<
-        Model: Clone + Debug + Send + Sync + FromQueryResult + 'static,
-        ActiveModel: ActiveModelTrait<Entity = Self> + ActiveModelBehavior + Clone + Send + Sync,
-    >
-{
-    /// The table's name, for errors and logs.
-    const TABLE: &'static str;
-
-    /// The unique key a row conflicts on (the primary key, or a unique
-    /// index such as memberships' `(user_id, group_id)`).
-    fn conflict_columns() -> Vec<Self::Column>;
-
-    /// The `lastchange` column of a versioned table: set to the current time
-    /// on insert, bumped on update, compared by
-    /// [`OnConflict::UpdateIfUnchanged`].
-    fn version_column() -> Option<Self::Column> {
-        None
-    }
-
-    /// Columns the upsert never writes (an auto-increment id when the
-    /// conflict key is another unique index).
-    fn generated_columns() -> Vec<Self::Column> {
-        Vec::new()
-    }
-
-    /// Drops what the request's loaders cached of this table once a chunk
-    /// has committed, so the request reads its own writes.
-    fn invalidate(loaders: &Loaders) {
-        let _ = loaders;
-    }
-}
-
-macro_rules! versioned_upsert {
-    ($($module:ident => $table:literal, $loader:ident;)*) => {$(
-        impl Upsert for $module::Entity {
-            const TABLE: &'static str = $table;
-            fn conflict_columns() -> Vec<$module::Column> {
-                vec![$module::Column::Id]
-            }
-            fn version_column() -> Option<$module::Column> {
-                Some($module::Column::Lastchange)
-            }
-            fn invalidate(loaders: &Loaders) {
-                loaders.$loader.clear_all();
-                loaders.clear_keys();
-                loaders.clear_relations();
-            }
-        }
-    )*};
-}
-
-versioned_upsert! {
-    user => "users", users;
-    group => "groups", groups;
-    grouptype => "grouptypes", group_types;
-}
-
-impl Upsert for users_groups::Entity {
-    const TABLE: &'static str = "users_groups";
-    fn conflict_columns() -> Vec<users_groups::Column> {
-        vec![users_groups::Column::UserId, users_groups::Column::GroupId]
-    }
-    fn generated_columns() -> Vec<users_groups::Column> {
-        vec![users_groups::Column::Id]
-    }
-    fn invalidate(loaders: &Loaders) {
-        loaders.clear_relations();
     }
 }
 
@@ -332,7 +255,7 @@ impl Store {
         options: impl Into<UpsertOptions>,
     ) -> impl Stream<Item = Result<ChunkReport<E::Model>>> + Send + 'static
     where
-        E: Upsert,
+        E: StoreEntity,
     {
         let options = options.into();
         let prepared = self.check_writable(E::TABLE).and_then(|()| {
@@ -403,7 +326,7 @@ impl Store {
         options: impl Into<UpsertOptions>,
     ) -> Result<UpsertTotals<E::Model>>
     where
-        E: Upsert,
+        E: StoreEntity,
     {
         use futures::TryStreamExt;
         let stream = self.upsert_many::<E>(rows, on_conflict, options);
@@ -438,7 +361,7 @@ impl Store {
     /// caller's) and commits it at once; names the bad row if the database
     /// refused one. In a pipeline (its turn has come), `turn` lets the next
     /// chunk take a connection once this one has its own.
-    async fn upsert_chunk<E: Upsert>(
+    async fn upsert_chunk<E: StoreEntity>(
         &self,
         prepared: &rows::Prepared<E>,
         batch: &rows::Batch,
@@ -471,7 +394,7 @@ impl Store {
     /// open until the chunks before it have committed, then commits. A
     /// failure is provisional (the chunk is written again at its turn), so
     /// no bad row is looked for.
-    async fn upsert_chunk_ahead<E: Upsert>(
+    async fn upsert_chunk_ahead<E: StoreEntity>(
         &self,
         prepared: &rows::Prepared<E>,
         batch: &rows::Batch,
@@ -502,7 +425,7 @@ impl Store {
         before_commit: C,
     ) -> Result<chunk::Counts<E::Model>, X>
     where
-        E: Upsert,
+        E: StoreEntity,
         X: TxError,
         C: Fn(Duration) -> Fut,
         Fut: Future<Output = Result<(), X>>,
@@ -515,7 +438,7 @@ impl Store {
             let started = std::time::Instant::now();
             let counts = chunk::write::<E>(&tx, prepared, batch, encoded, now).await?;
             before_commit(started.elapsed()).await?;
-            tx.after_write(E::invalidate);
+            tx.after_write(Loaders::wrote_many::<E>);
             Ok(counts)
         })
         .await
@@ -534,7 +457,7 @@ fn report<M>(batch: &rows::Batch, counts: chunk::Counts<M>) -> ChunkReport<M> {
     }
 }
 
-enum State<E: Upsert> {
+enum State<E: StoreEntity> {
     Ready {
         store: Store,
         prepared: Arc<rows::Prepared<E>>,
@@ -551,7 +474,7 @@ enum State<E: Upsert> {
 /// Starts building chunk `index`'s arrays on a blocking thread, when it
 /// exists and has any to build (see [`chunk::encode`]); used by both the
 /// one-at-a-time stream and the pipeline.
-fn encode_ahead<E: Upsert>(
+fn encode_ahead<E: StoreEntity>(
     prepared: &Arc<rows::Prepared<E>>,
     index: usize,
     backend: sea_orm::DbBackend,
@@ -563,10 +486,4 @@ fn encode_ahead<E: Upsert>(
     let runtime = tokio::runtime::Handle::try_current().ok()?;
     let prepared = prepared.clone();
     Some(runtime.spawn_blocking(move || chunk::encode(&prepared, &batch, backend)))
-}
-
-/// A stored row's version, for [`OnConflict::UpdateIfUnchanged`].
-fn version_of<E: Upsert>(model: &E::Model) -> Option<DateTime<Utc>> {
-    let column = E::version_column()?;
-    rows::datetime(model.get(column))
 }

@@ -24,7 +24,7 @@ fn spawn_loads(conn: &DatabaseConnection) -> Vec<LoadTask> {
         .flat_map(|request| {
             let loaders = Loaders::new(conn.clone());
             (1..=100).map(move |i| {
-                let users = loaders.users.clone();
+                let users = loaders.by_id::<user::Entity>().clone();
                 let id = request * 100 + i;
                 tokio::spawn(async move { (id, users.load(id).await) })
             })
@@ -44,7 +44,7 @@ async fn cut_under_1000_loads_fails_every_waiter_then_recovers(db: &TestDb) {
     within(
         ACQUIRE * 2,
         "warm-up",
-        Loaders::new(conn.clone()).users.load(1),
+        Loaders::new(conn.clone()).by_id::<user::Entity>().load(1),
     )
     .await
     .expect("warm-up load");
@@ -188,7 +188,7 @@ async fn a_cut_during_commit_is_reported_as_unknown_never_retried(db: &TestDb) {
         // a prepared statement, so only a connection's first commit carries
         // the text the proxy looks for.
         let store = Store::new(pool(&url, 1).await);
-        let users = &store.loaders().users;
+        let users = store.loaders().by_id::<user::Entity>();
         within(ACQUIRE, "a first load", users.load(1))
             .await
             .expect("load");

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::{join_all, try_join_all};
-use roster::entity::user;
+use roster::entity::{group, user};
 use roster::store::{Error, Store, TxOptions};
 use roster_testkit::{TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
@@ -42,9 +42,13 @@ async fn request(conn: DatabaseConnection, n: i64) -> Result<(), Error> {
     let store = Store::new(conn);
     let ids: Vec<i64> = (n * 3 + 1..=n * 3 + 3).collect();
     let loaders = store.loaders();
+    let by_id = loaders.by_id::<user::Entity>();
+    let groups_of_user = loaders
+        .related::<user::Entity, group::Entity>()
+        .expect("relation");
     let (users, groups) = tokio::join!(
-        try_join_all(ids.iter().map(|&id| loaders.users.load(id))),
-        try_join_all(ids.iter().map(|&id| loaders.groups_of_user.load(id))),
+        try_join_all(ids.iter().map(|&id| by_id.load(id))),
+        try_join_all(ids.iter().map(|&id| groups_of_user.load(id))),
     );
     assert!(users?.iter().all(Option::is_some));
     groups?;
@@ -102,7 +106,7 @@ async fn a_loader_read_inside_a_transaction_on_a_full_pool_fails_with_a_timeout(
         "a loader read inside a transaction",
         store.transaction(TxOptions::new().max_attempts(1), |tx| async move {
             tx.insert::<user::Entity>(named("trapped".into())).await?;
-            tx.loaders().users.load(1).await?;
+            tx.loaders().by_id::<user::Entity>().load(1).await?;
             Ok(())
         }),
     )

@@ -34,9 +34,10 @@ async fn lookups_by_external_id_and_email_are_one_statement_per_key_kind(db: &Te
     seed_people(db.conn(), 50).await;
     let (conn, log) = db.logged_conn().await;
     let loaders = Loaders::new(conn);
-    let by_external = join_all((1..=60).map(|id| loaders.users_by_external_id.load(1000 + id)));
-    let by_email =
-        join_all((1..=60).map(|id| loaders.users_by_email.load(format!("user{id}@example.org"))));
+    let by_external_id = loaders.by_key::<user::Entity, i64>(user::Column::ExternalId);
+    let by_email = loaders.by_key::<user::Entity, String>(user::Column::Email);
+    let by_external = join_all((1..=60).map(|id| by_external_id.load(1000 + id)));
+    let by_email = join_all((1..=60).map(|id| by_email.load(format!("user{id}@example.org"))));
     let (by_external, by_email) = tokio::join!(by_external, by_email);
     for (id, (a, b)) in (1..=60).zip(by_external.into_iter().zip(by_email)) {
         let expected = (id <= 50).then_some(id);
@@ -62,12 +63,17 @@ async fn a_row_loaded_by_key_primes_the_by_id_loader(db: &TestDb) {
     let (conn, log) = db.logged_conn().await;
     let loaders = Loaders::new(conn);
     let by_email = loaders
-        .users_by_email
+        .by_key::<user::Entity, String>(user::Column::Email)
         .load("user2@example.org".into())
         .await
         .expect("load")
         .expect("found");
-    let by_id = loaders.users.load(2).await.expect("load").expect("found");
+    let by_id = loaders
+        .by_id::<user::Entity>()
+        .load(2)
+        .await
+        .expect("load")
+        .expect("found");
     assert!(Arc::ptr_eq(&by_email, &by_id), "the same shared row");
     assert_eq!(log.selects(), 1, "{:#?}", log.all());
 }
@@ -87,7 +93,7 @@ async fn text_keys_compare_byte_wise(db: &TestDb) {
     ]
     .map(String::from);
     let found = loaders
-        .users_by_email
+        .by_key::<user::Entity, String>(user::Column::Email)
         .load_many(&keys)
         .await
         .expect("load_many");
@@ -104,7 +110,7 @@ async fn a_key_shared_by_several_rows_gives_the_lowest_id(db: &TestDb) {
         .expect("share an e-mail");
     let loaders = Loaders::new(db.conn().clone());
     let user = loaders
-        .users_by_email
+        .by_key::<user::Entity, String>(user::Column::Email)
         .load("shared@example.org".into())
         .await
         .expect("load");
@@ -130,11 +136,8 @@ async fn groups_by_text_external_id(db: &TestDb) {
     let (conn, log) = db.logged_conn().await;
     let loaders = Loaders::new(conn);
     let keys: Vec<String> = (0..6).map(|i| format!("ext-ü-{i}")).collect();
-    let found = join_all(
-        keys.iter()
-            .map(|k| loaders.groups_by_external_id.load(k.clone())),
-    )
-    .await;
+    let by_external_id = loaders.by_key::<group::Entity, String>(group::Column::ExternalId);
+    let found = join_all(keys.iter().map(|k| by_external_id.load(k.clone()))).await;
     let ids: Vec<Option<i64>> = found
         .into_iter()
         .map(|g| g.expect("load").map(|g| g.id))
@@ -143,7 +146,7 @@ async fn groups_by_text_external_id(db: &TestDb) {
     // And by id, from the cache.
     assert!(
         loaders
-            .groups
+            .by_id::<group::Entity>()
             .load(expected[0].expect("id"))
             .await
             .expect("load")
@@ -172,7 +175,11 @@ async fn memberships_by_user_and_group_pair(db: &TestDb) {
         (bob.id, g2.id),
         (ada.id, 987_654),
     ];
-    let found = join_all(pairs.map(|pair| loaders.memberships.load(pair))).await;
+    let memberships = loaders.by_key::<users_groups::Entity, (i64, i64)>((
+        users_groups::Column::UserId,
+        users_groups::Column::GroupId,
+    ));
+    let found = join_all(pairs.map(|pair| memberships.load(pair))).await;
     let present: Vec<Option<(i64, i64)>> = found
         .into_iter()
         .map(|m| m.expect("load").map(|m| (m.user_id, m.group_id)))

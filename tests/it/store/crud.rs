@@ -25,7 +25,14 @@ async fn reads_its_own_writes_without_a_query(db: &TestDb) {
         Some(ada2.clone())
     );
     assert_eq!(
-        crate::fixtures::owned(store.loaders().users.load(ada.id).await.expect("load")),
+        crate::fixtures::owned(
+            store
+                .loaders()
+                .by_id::<user::Entity>()
+                .load(ada.id)
+                .await
+                .expect("load")
+        ),
         Some(ada2.clone())
     );
     assert_eq!(log.len(), 0, "served from the cache: {:?}", log.all());
@@ -65,7 +72,8 @@ async fn membership_changes_reach_the_relation_loaders(db: &TestDb) {
         crate::fixtures::owned_rows(
             store
                 .loaders()
-                .users_of_group
+                .related::<group::Entity, user::Entity>()
+                .expect("relation")
                 .load(admins.id)
                 .await
                 .expect("load"),
@@ -85,7 +93,8 @@ async fn membership_changes_reach_the_relation_loaders(db: &TestDb) {
         crate::fixtures::owned_rows(
             store
                 .loaders()
-                .groups_of_user
+                .related::<user::Entity, group::Entity>()
+                .expect("relation")
                 .load(ada.id)
                 .await
                 .expect("load")

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use roster::entity::{group, user, users_groups};
-use roster::store::{
-    Error, InvalidReason, OnConflict, Refusal, Store, Upsert, UpsertOptions, bind_limit,
-};
+use roster::store::{Error, InvalidReason, OnConflict, Refusal, Store, UpsertOptions, bind_limit};
 use roster_testkit::{Backend, TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
@@ -313,7 +311,8 @@ async fn memberships_upsert_on_their_unique_key(db: &TestDb) {
     assert_eq!((again.inserted, again.ignored), (0, 1));
     let members = store
         .loaders()
-        .users_of_group
+        .related::<group::Entity, user::Entity>()
+        .expect("relation")
         .load(counter.id)
         .await
         .expect("load");
@@ -488,10 +487,12 @@ async fn parallel_chunks_commit_in_order_when_reported(db: &TestDb) {
 /// (`parent_id`): what lets a chunk depend on another chunk of the same
 /// call.
 mod node {
+    use roster::entity::StoreEntity;
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, StoreEntity)]
     #[sea_orm(table_name = "nodes")]
+    #[store(crate = "roster::entity")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: i64,
@@ -503,13 +504,6 @@ mod node {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
-}
-
-impl Upsert for node::Entity {
-    const TABLE: &'static str = "nodes";
-    fn conflict_columns() -> Vec<node::Column> {
-        vec![node::Column::Id]
-    }
 }
 
 /// Node `i` with the given code and parent.

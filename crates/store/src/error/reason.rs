@@ -81,10 +81,12 @@ pub enum Refusal {
     /// bound to a transaction.
     #[error("advisory_lock needs a transaction")]
     NotInTransaction,
+    /// A version check on a table without a version column:
     /// [`Store::upsert_many`](crate::Store::upsert_many) with
-    /// [`OnConflict::UpdateIfUnchanged`](crate::OnConflict::UpdateIfUnchanged)
-    /// on a table without a version column.
-    #[error("UpdateIfUnchanged needs a versioned table (one with lastchange)")]
+    /// [`OnConflict::UpdateIfUnchanged`](crate::OnConflict::UpdateIfUnchanged),
+    /// or [`Store::delete`](crate::Store::delete) with an expected
+    /// `lastchange`.
+    #[error("a version check needs a versioned table (one with lastchange)")]
     NotVersioned,
     /// [`Store::upsert_many`](crate::Store::upsert_many): a row has no
     /// value for a column of the conflict key.

@@ -32,7 +32,9 @@ use sea_orm::{
 
 use super::rows::{Batch, Key, Prepared, Row, key_of};
 use super::unnest;
-use super::{OnConflict, Upsert, version_of};
+use roster_entity::StoreEntity;
+
+use super::OnConflict;
 use crate::error::{Error, Operation, Refusal, Result};
 use crate::{Store, lastchange};
 
@@ -62,7 +64,7 @@ struct Plan {
     single: bool,
 }
 
-fn plan<E: Upsert>(prepared: &Prepared<E>, backend: DbBackend) -> Plan {
+fn plan<E: StoreEntity>(prepared: &Prepared<E>, backend: DbBackend) -> Plan {
     let updatable = prepared.version.is_some() || data_columns(prepared).next().is_some();
     let on_conflict = match prepared.on_conflict {
         OnConflict::Update if !updatable => OnConflict::Ignore,
@@ -82,7 +84,7 @@ fn plan<E: Upsert>(prepared: &Prepared<E>, backend: DbBackend) -> Plan {
 
 /// The rows of `batch` in lock order: one order for every writer, fewer
 /// deadlocks between chunks that overlap.
-fn sorted<'a, E: Upsert>(prepared: &'a Prepared<E>, batch: &Batch) -> Vec<&'a Row> {
+fn sorted<'a, E: StoreEntity>(prepared: &'a Prepared<E>, batch: &Batch) -> Vec<&'a Row> {
     let mut rows: Vec<&Row> = prepared.rows[batch.rows.clone()].iter().collect();
     rows.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     rows
@@ -91,7 +93,7 @@ fn sorted<'a, E: Upsert>(prepared: &'a Prepared<E>, batch: &Batch) -> Vec<&'a Ro
 /// What can be built of a chunk's statement before its transaction: on
 /// PostgreSQL, when the chunk is one statement, its arrays (in lock
 /// order). `None` otherwise.
-pub(super) fn encode<E: Upsert>(
+pub(super) fn encode<E: StoreEntity>(
     prepared: &Prepared<E>,
     batch: &Batch,
     backend: DbBackend,
@@ -103,13 +105,13 @@ pub(super) fn encode<E: Upsert>(
 }
 
 /// Whether [`encode`] builds anything for this call's chunks.
-pub(super) fn encodes<E: Upsert>(prepared: &Prepared<E>, backend: DbBackend) -> bool {
+pub(super) fn encodes<E: StoreEntity>(prepared: &Prepared<E>, backend: DbBackend) -> bool {
     backend == DbBackend::Postgres && plan(prepared, backend).single
 }
 
 /// Writes `batch` with `tx`, a store inside the chunk's transaction;
 /// `encoded` is what [`encode`] built of it, if anything.
-pub(super) async fn write<E: Upsert>(
+pub(super) async fn write<E: StoreEntity>(
     tx: &Store,
     prepared: &Prepared<E>,
     batch: &Batch,
@@ -168,7 +170,7 @@ pub(super) async fn write<E: Upsert>(
 }
 
 /// The one-statement plans of MySQL and SQLite.
-async fn write_all<E: Upsert>(
+async fn write_all<E: StoreEntity>(
     tx: &Store,
     prepared: &Prepared<E>,
     rows: &[(&Row, Option<DateTime<Utc>>)],
@@ -206,7 +208,7 @@ async fn write_all<E: Upsert>(
 }
 
 /// The plan that reads the stored rows first (locked), then writes.
-async fn read_then_write<E: Upsert>(
+async fn read_then_write<E: StoreEntity>(
     tx: &Store,
     prepared: &Prepared<E>,
     rows: &[&Row],
@@ -247,7 +249,7 @@ async fn read_then_write<E: Upsert>(
             }
             (Some(_), OnConflict::Ignore) => counts.ignored += 1,
             (Some(model), OnConflict::UpdateIfUnchanged) => {
-                let current = version_of::<E>(model);
+                let current = E::version_of(model);
                 if current.is_some() && current == row.expected.map(lastchange::truncate_to_micros)
                 {
                     counts.updated += 1;
@@ -258,7 +260,7 @@ async fn read_then_write<E: Upsert>(
             }
             (Some(model), _) => {
                 counts.updated += 1;
-                writes.push((row, version(version_of::<E>(model))));
+                writes.push((row, version(E::version_of(model))));
             }
         }
     }
@@ -298,7 +300,7 @@ async fn read_then_write<E: Upsert>(
 /// Runs a PostgreSQL write of `rows` with their versions: the `unnest`
 /// form when every column has an array type, else a `VALUES` list.
 /// Returns (rows inserted, rows written).
-async fn pg_write<E: Upsert>(
+async fn pg_write<E: StoreEntity>(
     tx: &Store,
     prepared: &Prepared<E>,
     rows: &[(&Row, Option<DateTime<Utc>>)],
@@ -320,7 +322,7 @@ async fn pg_write<E: Upsert>(
 }
 
 /// Runs the `unnest` form of a PostgreSQL write.
-async fn pg_unnest<E: Upsert>(
+async fn pg_unnest<E: StoreEntity>(
     tx: &Store,
     prepared: &Prepared<E>,
     arrays: &unnest::Arrays,
@@ -339,7 +341,7 @@ async fn pg_unnest<E: Upsert>(
 
 /// Runs the `VALUES` form of a PostgreSQL write, for columns without an
 /// array mapping.
-async fn pg_values<E: Upsert>(
+async fn pg_values<E: StoreEntity>(
     tx: &Store,
     prepared: &Prepared<E>,
     rows: &[(&Row, Option<DateTime<Utc>>)],
@@ -357,7 +359,7 @@ async fn pg_values<E: Upsert>(
 }
 
 /// Runs a statement that returns (rows inserted, rows written).
-async fn pg_counts<E: Upsert>(tx: &Store, statement: Statement) -> Result<(u64, u64)> {
+async fn pg_counts<E: StoreEntity>(tx: &Store, statement: Statement) -> Result<(u64, u64)> {
     let err = |e| Error::from_db(Operation::Upsert, E::TABLE, e);
     let row = tx
         .connection()
@@ -378,7 +380,7 @@ async fn pg_counts<E: Upsert>(tx: &Store, statement: Statement) -> Result<(u64, 
 /// Finds the row of `batch` the database refuses, by bisecting it with
 /// savepoints in a transaction that is rolled back. Returns its position in
 /// the caller's input.
-pub(super) async fn find_bad_row<E: Upsert>(
+pub(super) async fn find_bad_row<E: StoreEntity>(
     db: &DatabaseConnection,
     prepared: &Prepared<E>,
     batch: &Batch,
@@ -414,7 +416,7 @@ pub(super) async fn find_bad_row<E: Upsert>(
     found.then(|| prepared.positions[batch.rows.start + lo])
 }
 
-fn data_columns<E: Upsert>(prepared: &Prepared<E>) -> impl Iterator<Item = E::Column> + '_ {
+fn data_columns<E: StoreEntity>(prepared: &Prepared<E>) -> impl Iterator<Item = E::Column> + '_ {
     prepared.columns.iter().copied().filter(|c| {
         !prepared
             .key_columns
@@ -423,7 +425,7 @@ fn data_columns<E: Upsert>(prepared: &Prepared<E>) -> impl Iterator<Item = E::Co
     })
 }
 
-fn insert_statement<E: Upsert>(
+fn insert_statement<E: StoreEntity>(
     prepared: &Prepared<E>,
     rows: &[(&Row, Option<DateTime<Utc>>)],
     backend: DbBackend,
@@ -446,7 +448,7 @@ fn insert_statement<E: Upsert>(
     Ok(insert)
 }
 
-fn on_conflict_clause<E: Upsert>(
+fn on_conflict_clause<E: StoreEntity>(
     prepared: &Prepared<E>,
     backend: DbBackend,
     action: Action,
@@ -478,7 +480,7 @@ fn on_conflict_clause<E: Upsert>(
 }
 
 /// `max(new, stored + 1 µs)` for the version column, in the backend's SQL.
-fn bump_sql<E: Upsert>(backend: DbBackend, column: &str) -> String {
+fn bump_sql<E: StoreEntity>(backend: DbBackend, column: &str) -> String {
     let table = E::default().table_name().to_owned();
     match backend {
         DbBackend::MySql => {
@@ -490,7 +492,7 @@ fn bump_sql<E: Upsert>(backend: DbBackend, column: &str) -> String {
     }
 }
 
-fn key_condition<E: Upsert>(prepared: &Prepared<E>, rows: &[&Row]) -> SimpleExpr {
+fn key_condition<E: StoreEntity>(prepared: &Prepared<E>, rows: &[&Row]) -> SimpleExpr {
     let index: Vec<usize> = prepared
         .key_columns
         .iter()
@@ -512,7 +514,7 @@ fn key_condition<E: Upsert>(prepared: &Prepared<E>, rows: &[&Row]) -> SimpleExpr
 }
 
 /// The key of a stored row, made as [`Row::key`] is.
-fn stored_key<E: Upsert>(prepared: &Prepared<E>, model: &E::Model) -> Key {
+fn stored_key<E: StoreEntity>(prepared: &Prepared<E>, model: &E::Model) -> Key {
     let key: Vec<sea_orm::Value> = prepared.key_columns.iter().map(|c| model.get(*c)).collect();
     key_of(key.iter())
 }

@@ -36,13 +36,15 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::rows::{Batch, Prepared};
-use super::{ChunkReport, Upsert};
+use roster_entity::StoreEntity;
+
+use super::ChunkReport;
 use crate::Store;
 use crate::error::{Error, Result};
 use crate::transaction::TxError;
 
 /// The chunks of one call in flight, and which report is next.
-pub(super) struct Pipeline<E: Upsert> {
+pub(super) struct Pipeline<E: StoreEntity> {
     store: Store,
     prepared: Arc<Prepared<E>>,
     /// Where the chunks' tasks run (the runtime the stream was made on).
@@ -158,7 +160,7 @@ impl Turn {
     }
 }
 
-impl<E: Upsert> Pipeline<E> {
+impl<E: StoreEntity> Pipeline<E> {
     pub(super) fn new(
         store: Store,
         prepared: Arc<Prepared<E>>,
@@ -243,7 +245,7 @@ impl<E: Upsert> Pipeline<E> {
 /// commit. A failure while running ahead (or giving way) is provisional:
 /// the chunk is written again at its turn. `None`: the stream was dropped
 /// before the chunk's turn.
-async fn run<E: Upsert>(
+async fn run<E: StoreEntity>(
     store: Store,
     prepared: Arc<Prepared<E>>,
     (index, batch): (usize, Batch),

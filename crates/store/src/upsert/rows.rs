@@ -8,7 +8,9 @@ use std::ops::Range;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ActiveValue, DbBackend, IdenStatic, Iterable, Value};
 
-use super::{OnConflict, Upsert};
+use roster_entity::StoreEntity;
+
+use super::OnConflict;
 use crate::error::{Error, Refusal, Result};
 
 /// The most bind parameters one statement may carry on `backend`:
@@ -97,7 +99,7 @@ struct Shape<C> {
 }
 
 /// The checked rows of one call.
-pub(super) struct Prepared<E: Upsert> {
+pub(super) struct Prepared<E: StoreEntity> {
     pub on_conflict: OnConflict,
     /// The columns written, without the version column.
     pub columns: Vec<E::Column>,
@@ -110,7 +112,7 @@ pub(super) struct Prepared<E: Upsert> {
     pub chunks: Vec<Batch>,
 }
 
-impl<E: Upsert> Prepared<E> {
+impl<E: StoreEntity> Prepared<E> {
     /// Checks the rows of `input` and cuts them into chunks of at most
     /// `chunk` rows (and at most the backend's bind-parameter limit).
     pub fn new(
@@ -146,7 +148,7 @@ impl<E: Upsert> Prepared<E> {
 /// Reads the rows of `input`: the columns they set (those the first row
 /// sets, which every row must), and each row's values, key and expected
 /// version.
-fn read_rows<E: Upsert>(
+fn read_rows<E: StoreEntity>(
     input: impl IntoIterator<Item = E::ActiveModel>,
     on_conflict: OnConflict,
     version: Option<E::Column>,
@@ -194,7 +196,7 @@ fn read_rows<E: Upsert>(
 }
 
 /// The columns a row may write: all but the generated ones and the version.
-fn candidates<E: Upsert>(version: Option<E::Column>) -> Vec<E::Column> {
+fn candidates<E: StoreEntity>(version: Option<E::Column>) -> Vec<E::Column> {
     let generated: Vec<&str> = E::generated_columns().iter().map(|c| c.as_str()).collect();
     let version_name = version.map(|v| v.as_str());
     E::Column::iter()
@@ -203,7 +205,7 @@ fn candidates<E: Upsert>(version: Option<E::Column>) -> Vec<E::Column> {
 }
 
 /// Row `position` has no value for a conflict-key column.
-fn missing_key<E: Upsert>(position: usize, key_columns: &[E::Column]) -> Error {
+fn missing_key<E: StoreEntity>(position: usize, key_columns: &[E::Column]) -> Error {
     Error::refused(
         E::TABLE,
         Refusal::MissingKey {
@@ -236,7 +238,7 @@ impl<C: IdenStatic> Shape<C> {
 
     /// Refuses row `position`, which set `taken` of `candidates`, unless it
     /// sets the same columns as the first row.
-    fn check<E: Upsert>(
+    fn check<E: StoreEntity>(
         &self,
         position: usize,
         candidates: &[C],

@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ArrayType;
 use sea_orm::{DbBackend, IdenStatic, Statement, Value};
 
-use super::Upsert;
 use super::rows::{Prepared, Row};
+use roster_entity::StoreEntity;
 
 /// What happens to an existing row (mirrors `chunk::Action`).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub(super) struct Arrays {
 
 /// The arrays of `rows`, or `None` when a column's type has no array
 /// mapping.
-pub(super) fn arrays<E: Upsert>(prepared: &Prepared<E>, rows: &[&Row]) -> Option<Arrays> {
+pub(super) fn arrays<E: StoreEntity>(prepared: &Prepared<E>, rows: &[&Row]) -> Option<Arrays> {
     let mut values = Vec::with_capacity(prepared.columns.len());
     let mut casts = Vec::with_capacity(prepared.columns.len());
     for i in 0..prepared.columns.len() {
@@ -94,7 +94,7 @@ pub(super) fn arrays<E: Upsert>(prepared: &Prepared<E>, rows: &[&Row]) -> Option
 
 /// The statement that writes `arrays` and returns one row: (rows
 /// inserted, rows written).
-pub(super) fn statement<E: Upsert>(
+pub(super) fn statement<E: StoreEntity>(
     prepared: &Prepared<E>,
     arrays: &Arrays,
     versions: Versions,
