@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::runner::{Action, DEFAULT_DATABASE_URL, Report, redact, run_with_timeout};
+use sea_orm_migration::MigratorTrait;
+
+use crate::runner::{Action, DEFAULT_DATABASE_URL, Report, redact, run_migrator};
 
 /// Apply or roll back Roster's schema migrations.
 ///
@@ -76,6 +78,14 @@ impl From<Command> for Action {
 
 /// The `migrate` binary: parse the arguments, run, print, exit 0 or 1.
 pub fn main() -> ExitCode {
+    main_for::<crate::Migrator>()
+}
+
+/// The `migrate` command line for the migrations of `M` (a service's
+/// migrator that appends its own after Roster's; see
+/// [`run_migrator`](crate::run_migrator)): a service's `migrate` binary is
+/// `fn main() -> ExitCode { roster_migrations::cli::main_for::<MyMigrator>() }`.
+pub fn main_for<M: MigratorTrait>() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -96,7 +106,7 @@ pub fn main() -> ExitCode {
     };
     let action = Action::from(cli.command);
     let timeout = Duration::from_secs(cli.lock_timeout);
-    match runtime.block_on(run_with_timeout(&cli.database_url, action, timeout)) {
+    match runtime.block_on(run_migrator::<M>(&cli.database_url, action, timeout)) {
         Ok(report) => {
             let mut out = std::io::stdout().lock();
             // A closed stdout (e.g. `| head`) is not a migration failure.

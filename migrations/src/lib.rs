@@ -27,7 +27,7 @@
 //! # Ok(()) }
 //! ```
 
-use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use sea_orm_migration::MigrationTrait;
 
 pub mod cli;
 pub mod columns;
@@ -42,7 +42,8 @@ mod m20261122_000004_create_groups;
 mod m20261122_000005_create_users_groups;
 
 pub use error::{Error, Result};
-pub use runner::{Action, MigrationState, Report, run};
+pub use runner::{Action, MigrationState, Report, run, run_migrator};
+pub use sea_orm_migration::MigratorTrait;
 
 /// Roster's migrations, oldest first.
 #[derive(Debug, Clone, Copy, Default)]

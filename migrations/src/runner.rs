@@ -82,6 +82,34 @@ pub async fn run(url: &str, action: Action) -> Result<Report> {
 
 /// Like [`run`], with an explicit lock timeout.
 pub async fn run_with_timeout(url: &str, action: Action, lock_timeout: Duration) -> Result<Report> {
+    run_migrator::<Migrator>(url, action, lock_timeout).await
+}
+
+/// Like [`run_with_timeout`], for the migrations of `M`: a service's
+/// migrator that appends its own migrations after Roster's
+/// (`Migrator::migrations()` first), run under the same lock.
+///
+/// ```
+/// use roster_migrations::{Migrator, MigratorTrait};
+/// use sea_orm_migration::MigrationTrait;
+///
+/// /// Roster's migrations, then the service's own.
+/// struct ServiceMigrator;
+///
+/// impl MigratorTrait for ServiceMigrator {
+///     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+///         let all = Migrator::migrations();
+///         // all.push(Box::new(m20270101_000001_create_projects::Migration));
+///         all
+///     }
+/// }
+/// # let _ = roster_migrations::run_migrator::<ServiceMigrator>;
+/// ```
+pub async fn run_migrator<M: MigratorTrait>(
+    url: &str,
+    action: Action,
+    lock_timeout: Duration,
+) -> Result<Report> {
     backend_of(url)?;
     let lock = MigrationLock::acquire(url, lock_timeout).await?;
     // One connection: the runner is sequential, and on SQLite sea-orm's
@@ -96,7 +124,7 @@ pub async fn run_with_timeout(url: &str, action: Action, lock_timeout: Duration)
             url: redact(url),
             source,
         })?;
-    let outcome = run_locked(&db, action).await;
+    let outcome = run_locked::<M>(&db, action).await;
     // Close and unlock even when the action failed; report the action's error first.
     let closed = db.close().await.map_err(|source| Error::Migration {
         action: "close",
@@ -109,22 +137,22 @@ pub async fn run_with_timeout(url: &str, action: Action, lock_timeout: Duration)
     Ok(report)
 }
 
-async fn run_locked(db: &DatabaseConnection, action: Action) -> Result<Report> {
+async fn run_locked<M: MigratorTrait>(db: &DatabaseConnection, action: Action) -> Result<Report> {
     let wrap = |source: DbErr| Error::Migration {
         action: action.name(),
         source,
     };
-    let before = states(db).await.map_err(wrap)?;
+    let before = states::<M>(db).await.map_err(wrap)?;
     match action {
-        Action::Up { steps } => Migrator::up(db, steps).await,
-        Action::Down { steps } => Migrator::down(db, steps).await,
+        Action::Up { steps } => M::up(db, steps).await,
+        Action::Down { steps } => M::down(db, steps).await,
         Action::Status => Ok(()),
-        Action::Fresh => Migrator::fresh(db).await,
-        Action::Refresh => Migrator::refresh(db).await,
-        Action::Reset => Migrator::reset(db).await,
+        Action::Fresh => M::fresh(db).await,
+        Action::Refresh => M::refresh(db).await,
+        Action::Reset => M::reset(db).await,
     }
     .map_err(wrap)?;
-    let after = states(db).await.map_err(wrap)?;
+    let after = states::<M>(db).await.map_err(wrap)?;
 
     let was_applied: HashSet<&str> = before
         .iter()
@@ -150,8 +178,8 @@ async fn run_locked(db: &DatabaseConnection, action: Action) -> Result<Report> {
 }
 
 /// Every migration with its status, without creating the migration table.
-async fn states(db: &DatabaseConnection) -> Result<Vec<MigrationState>, DbErr> {
-    Ok(Migrator::get_migration_with_status_read_only(db)
+async fn states<M: MigratorTrait>(db: &DatabaseConnection) -> Result<Vec<MigrationState>, DbErr> {
+    Ok(M::get_migration_with_status_read_only(db)
         .await?
         .into_iter()
         .map(|m| MigrationState {

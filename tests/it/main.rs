@@ -14,6 +14,7 @@ mod graphql;
 mod http;
 mod loader;
 mod migrations;
+mod projects;
 mod sequence;
 mod sqlx_patch;
 mod store;

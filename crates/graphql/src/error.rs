@@ -2,10 +2,8 @@
 //! map onto it. This is the one place that decides `extensions.code`.
 
 use async_graphql::{ErrorExtensions, Value};
-use roster_entity::{group, grouptype, user};
 
 use crate::refusal::Refusal;
-use crate::types::{group_json, grouptype_json, user_json};
 
 /// An error as the client sees it: a message and `extensions.code`.
 ///
@@ -121,18 +119,13 @@ impl From<roster_store::Error> for ApiError {
     fn from(err: roster_store::Error) -> Self {
         use roster_store::Error;
         match err {
-            Error::Conflict(conflict) => {
-                let current = conflict
-                    .current::<user::Model>()
-                    .map(user_json)
-                    .or_else(|| conflict.current::<group::Model>().map(group_json))
-                    .or_else(|| conflict.current::<grouptype::Model>().map(grouptype_json));
-                Self::Conflict {
-                    table: conflict.table,
-                    id: conflict.id,
-                    current,
-                }
-            }
+            // The stored row is shown through its GraphQL type by the write
+            // resolver (`row::store_error`), which knows that type.
+            Error::Conflict(conflict) => Self::Conflict {
+                table: conflict.table,
+                id: conflict.id,
+                current: None,
+            },
             Error::NotFound { table, id } => Self::NotFound { table, id },
             Error::Invalid { table, reason, .. } => {
                 Self::BadUserInput(format!("invalid input for {table}: {reason}"))
@@ -159,9 +152,11 @@ impl From<roster_loader::Error> for ApiError {
     }
 }
 
-/// `.api()` turns any error that maps onto [`ApiError`] into an
-/// `async_graphql::Error` that carries `extensions.code`.
-pub(crate) trait ResultExt<T> {
+/// `.api()` turns any error that maps onto [`ApiError`] (store, loader,
+/// relation errors, and `ApiError` itself) into an `async_graphql::Error`
+/// that carries `extensions.code`: the way every resolver, a service's too,
+/// returns an error.
+pub trait ResultExt<T> {
     /// The result with its error mapped through [`ApiError`].
     fn api(self) -> async_graphql::Result<T>;
 }

@@ -14,14 +14,22 @@
 //! after a write in the same request sees the write.
 //!
 //! # Layout
-//! - [`schema()`]: the schema with its limits; [`request_data`] and
-//!   [`request_loaders`]: what each request needs.
+//! - [`schema()`]: the schema with its limits; [`build_schema`]: the same
+//!   limits on a service's schema that merges its objects into Roster's;
+//!   [`Served`]: what a server runs; [`request_data`] and
+//!   [`request_loaders`]: what each request needs; [`loaders`] and
+//!   [`store`]: a resolver's way to them.
 //! - [`limits`]: the bounds on one request (cost, depth, fragments, batch,
 //!   answer size), checked before async-graphql validates or runs it;
 //!   [`admit`] checks a batch as a whole, [`encode`] bounds the answer;
 //!   [`Refusal`] and its [`Reason`] (`extensions.reason`).
 //! - [`Query`], [`Mutation`]: the root types; [`User`], [`Group`],
-//!   [`GroupType`]: the output types; [`DateTime`]: the scalar.
+//!   [`GroupType`]: the output types, each generic over the
+//!   [`AddedFields`] a service adds ([`NoFields`] by default);
+//!   [`DateTime`]: the scalar.
+//! - [`RowObject`]: a GraphQL type made from a stored row; [`stored`] and
+//!   [`store_error`]: a write's answer, whose `CONFLICT` shows the stored
+//!   row through that type (`extensions.current`).
 //! - [`ApiError`]: `extensions.code` (`CONFLICT`, `NOT_FOUND`,
 //!   `BAD_USER_INPUT`, `FORBIDDEN`, `INTERNAL`), in one place.
 //! - [`Caller`]: who sent a request and its scopes; a server puts one in
@@ -62,13 +70,14 @@ pub mod limits;
 mod mutation;
 mod query;
 mod refusal;
+mod row;
 mod scalars;
 mod schema;
 mod types;
 
 pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
 pub use cost::WRITE_COST;
-pub use error::ApiError;
+pub use error::{ApiError, ResultExt};
 pub use limits::{
     MAX_BATCH_OPERATIONS, MAX_COMPLEXITY, MAX_DEPTH, MAX_DIRECTIVES, MAX_FRAGMENTS,
     MAX_INPUT_VALUES, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, MAX_RESPONSE_BYTES,
@@ -76,9 +85,13 @@ pub use limits::{
 };
 pub use mutation::{
     GroupInsert, GroupTypeInsert, GroupTypeUpdate, GroupUpdate, Mutation, UserInsert, UserUpdate,
+    write_complexity,
 };
-pub use query::{DEFAULT_NESTED_LIMIT, DEFAULT_PAGE_LIMIT, MAX_LIMIT, Query};
+pub use query::{
+    DEFAULT_NESTED_LIMIT, DEFAULT_PAGE_LIMIT, MAX_LIMIT, Query, list_complexity, nested_limit,
+};
 pub use refusal::{Reason, Refusal};
+pub use row::{Row, RowObject, store_error, stored};
 pub use scalars::DateTime;
-pub use schema::{RosterSchema, request_data, request_loaders, schema};
-pub use types::{Group, GroupType, User};
+pub use schema::{RosterSchema, Served, build_schema, request_data, request_loaders, schema};
+pub use types::{AddedFields, Group, GroupType, NoFields, User, loaders, store};

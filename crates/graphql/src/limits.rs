@@ -18,18 +18,19 @@
 //! Every refusal is `BAD_USER_INPUT` with `extensions.reason` (see
 //! [`Reason`]) and is logged once at `warn`.
 
+use std::any::TypeId;
+use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, LazyLock};
+use std::marker::PhantomData;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
 };
-use async_graphql::{
-    BatchRequest, BatchResponse, EmptySubscription, Request, Response, Schema, ServerResult,
-};
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerResult};
 
+use crate::RosterSchema;
 use crate::cost::{Caps, CostModel};
-use crate::query::Query;
 use crate::refusal::{Reason, Refusal};
 
 /// The highest cost a request may have, all its operations together (a
@@ -82,14 +83,33 @@ const CAPS: Caps = Caps {
     input_values: MAX_INPUT_VALUES,
 };
 
-/// The cost model of this crate's schema, read once from its SDL.
-static MODEL: LazyLock<CostModel> = LazyLock::new(|| {
-    let sdl = Schema::build(Query, crate::mutation::Mutation, EmptySubscription)
-        .finish()
-        .sdl();
+/// The cost model of the schema type `T`, read once from its SDL (`sdl`
+/// is asked for only the first time): one model per schema type of the
+/// program, so the map stays as small as the program.
+fn model_of<T: 'static>(sdl: impl FnOnce() -> String) -> Arc<CostModel> {
+    static MODELS: LazyLock<Mutex<HashMap<TypeId, Arc<CostModel>>>> = LazyLock::new(Mutex::default);
+    let key = TypeId::of::<T>();
+    if let Some(model) = MODELS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return model.clone();
+    }
+    let model = Arc::new(read_model(&sdl()));
+    MODELS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_insert(model)
+        .clone()
+}
+
+/// The cost model of a schema's SDL.
+fn read_model(sdl: &str) -> CostModel {
     // Not reachable with the SDL async-graphql writes (a unit test reads
     // it); without a model every field would count 1.
-    let model = CostModel::from_sdl(&sdl).unwrap_or_else(|e| {
+    let model = CostModel::from_sdl(sdl).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the schema's SDL does not parse");
         CostModel::default()
     });
@@ -97,52 +117,76 @@ static MODEL: LazyLock<CostModel> = LazyLock::new(|| {
         tracing::error!("the cost model does not know the query type: list fields count 1 row");
     }
     model
-});
+}
 
 /// Measures `request` (parsing it, and keeping the parsed document in it
 /// for async-graphql): its cost, or why it is refused. A request that does
 /// not parse costs 0 here; async-graphql reports its syntax error.
-fn measure(request: &mut Request) -> Result<u64, Refusal> {
+fn measure(model: &CostModel, request: &mut Request) -> Result<u64, Refusal> {
     let variables = std::mem::take(&mut request.variables);
     let cost = match request.parsed_query() {
-        Ok(document) => MODEL.analyze(document, &variables, &CAPS).map(|a| a.cost),
+        Ok(document) => model.analyze(document, &variables, &CAPS).map(|a| a.cost),
         Err(_) => Ok(0),
     };
     request.variables = variables;
     cost
 }
 
-/// The extension that checks each request against the bounds above before
-/// async-graphql parses (again), checks or runs it.
-pub(crate) struct RequestLimits;
+/// The extension that checks each request to the schema type `T` against
+/// the bounds above before async-graphql parses (again), checks or runs it.
+pub(crate) struct RequestLimits<T>(PhantomData<fn() -> T>);
 
-impl ExtensionFactory for RequestLimits {
+impl<T> RequestLimits<T> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: 'static> ExtensionFactory for RequestLimits<T> {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestLimits)
+        Arc::new(RequestLimits::<T>::new())
     }
 }
 
 #[async_graphql::async_trait::async_trait]
-impl Extension for RequestLimits {
+impl<T: 'static> Extension for RequestLimits<T> {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        if let Err(refusal) = measure(&mut request) {
+        let model = model_of::<T>(|| ctx.sdl());
+        if let Err(refusal) = measure(&model, &mut request) {
             return Err(refusal.logged().to_server_error());
         }
         next.run(ctx, request).await
     }
 }
 
-/// Checks a whole batch before any of it runs: at most
-/// [`MAX_BATCH_OPERATIONS`] operations, each within the bounds of a single
-/// request, and all together within [`MAX_COMPLEXITY`]. A single request
-/// passes unchecked here (the schema checks it when it runs). The refusal
-/// is logged; answer it with [`Refusal::to_response`].
+/// Checks a whole batch for Roster's own schema before any of it runs; see
+/// [`Served::admit`](crate::Served::admit), which does the same for any
+/// schema built with [`build_schema`](crate::build_schema).
 pub fn admit(batch: &mut BatchRequest) -> Result<(), Refusal> {
+    crate::Served::admit(roster_schema(), batch)
+}
+
+/// Roster's own schema, built once for [`admit`].
+fn roster_schema() -> &'static RosterSchema {
+    static SCHEMA: LazyLock<RosterSchema> = LazyLock::new(crate::schema);
+    &SCHEMA
+}
+
+/// Checks a whole batch against `T`'s cost model (`sdl` is its schema's
+/// SDL, asked for once): at most [`MAX_BATCH_OPERATIONS`] operations, each
+/// within the bounds of a single request, and all together within
+/// [`MAX_COMPLEXITY`]. A single request passes unchecked here (the schema
+/// checks it when it runs). The refusal is logged; answer it with
+/// [`Refusal::to_response`].
+pub(crate) fn admit_to<T: 'static>(
+    sdl: impl FnOnce() -> String,
+    batch: &mut BatchRequest,
+) -> Result<(), Refusal> {
     let BatchRequest::Batch(requests) = batch else {
         return Ok(());
     };
@@ -156,9 +200,10 @@ pub fn admit(batch: &mut BatchRequest) -> Result<(), Refusal> {
         )
         .logged());
     }
+    let model = model_of::<T>(sdl);
     let mut total: u64 = 0;
     for (index, request) in requests.iter_mut().enumerate() {
-        let cost = measure(request).map_err(|r| {
+        let cost = measure(&model, request).map_err(|r| {
             r.context(&format!("operation {} of the batch", index + 1))
                 .logged()
         })?;
@@ -251,8 +296,8 @@ impl Extension for ErrorCodes {
 }
 
 #[cfg(test)]
-pub(crate) fn model() -> &'static CostModel {
-    &MODEL
+pub(crate) fn model() -> Arc<CostModel> {
+    model_of::<RosterSchema>(|| roster_schema().sdl())
 }
 
 #[cfg(test)]

@@ -2,15 +2,19 @@
 //! through the request's [`Store`](roster_store::Store), so later reads in
 //! the same request see the writes.
 
-use async_graphql::{Context, ID, InputObject, Object};
+use std::marker::PhantomData;
+
+use std::borrow::Cow;
+
+use async_graphql::{Context, ID, InputObject, Object, TypeName};
 use roster_entity::{group, grouptype, user};
-use roster_store::StoreEntity;
 use sea_orm::ActiveValue;
 use sea_orm::ActiveValue::{NotSet, Set};
 
 use crate::error::ResultExt;
+use crate::row::{RowObject, store_error, stored};
 use crate::scalars::{DateTime, parse_id};
-use crate::types::{Group, GroupType, User, store};
+use crate::types::{AddedFields, Group, GroupType, NoFields, User, store};
 
 /// A new user; fields left out are null.
 #[derive(Debug, InputObject)]
@@ -114,44 +118,62 @@ fn group_row(
     })
 }
 
-/// Deletes row `id` of `E`, checked against `lastchange` when given.
-async fn delete_row<E: StoreEntity>(
+/// Deletes row `id` of `T`'s table, checked against `lastchange` when
+/// given (a `CONFLICT` shows the stored row as `T`).
+async fn delete_row<T: RowObject>(
     ctx: &Context<'_>,
     id: ID,
     lastchange: Option<DateTime>,
 ) -> async_graphql::Result<bool> {
     let id = parse_id(&id).api()?;
-    store(ctx)?
-        .delete::<E>(id, lastchange.map(|t| t.0))
+    match store(ctx)?
+        .delete::<T::Entity>(id, lastchange.map(|t| t.0))
         .await
-        .api()?;
-    Ok(true)
+    {
+        Ok(()) => Ok(true),
+        Err(error) => Err(store_error::<T>(ctx, error).await),
+    }
 }
 
 /// The complexity of a mutation field: [`WRITE_COST`](crate::WRITE_COST)
 /// for the write, plus the field and what it selects.
-fn write_complexity(child_complexity: usize) -> usize {
+pub fn write_complexity(child_complexity: usize) -> usize {
     let child = u64::try_from(child_complexity).unwrap_or(u64::MAX);
     crate::query::clamp_complexity(crate::cost::write_cost(child))
 }
 
 /// The root mutation.
-#[derive(Debug, Default)]
-pub struct Mutation;
+pub struct Mutation<F = NoFields>(PhantomData<fn() -> F>);
 
-#[Object]
-impl Mutation {
+impl<F> Default for Mutation<F> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// `Mutation` in Roster's own schema; `RosterMutation` when a service
+/// merges it into its own root (named `Mutation` there).
+impl<F: AddedFields> TypeName for Mutation<F> {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed(if F::ADDS_NOTHING {
+            "Mutation"
+        } else {
+            "RosterMutation"
+        })
+    }
+}
+
+#[Object(name_type)]
+impl<F: AddedFields> Mutation<F> {
     /// Adds a user; returns it as stored.
     #[graphql(complexity = "write_complexity(child_complexity)")]
     async fn user_insert(
         &self,
         ctx: &Context<'_>,
         user: UserInsert,
-    ) -> async_graphql::Result<User> {
+    ) -> async_graphql::Result<User<F>> {
         let row = user_row(user.name, user.surname, user.email, user.external_id)?;
-        Ok(User::from(
-            store(ctx)?.insert::<user::Entity>(row).await.api()?,
-        ))
+        stored(ctx, store(ctx)?.insert::<user::Entity>(row).await).await
     }
 
     /// Changes a user if it is still at `lastchange` (else `CONFLICT`).
@@ -160,14 +182,13 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         user: UserUpdate,
-    ) -> async_graphql::Result<User> {
+    ) -> async_graphql::Result<User<F>> {
         let id = parse_id(&user.id).api()?;
         let changes = user_row(user.name, user.surname, user.email, user.external_id)?;
-        let stored = store(ctx)?
+        let written = store(ctx)?
             .update::<user::Entity>(id, user.lastchange.0, changes)
-            .await
-            .api()?;
-        Ok(User::from(stored))
+            .await;
+        stored(ctx, written).await
     }
 
     /// Deletes a user (and its memberships); with `lastchange`, only if it
@@ -179,7 +200,7 @@ impl Mutation {
         id: ID,
         lastchange: Option<DateTime>,
     ) -> async_graphql::Result<bool> {
-        delete_row::<user::Entity>(ctx, id, lastchange).await
+        delete_row::<User<F>>(ctx, id, lastchange).await
     }
 
     /// Adds a group; returns it as stored.
@@ -188,16 +209,14 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         group: GroupInsert,
-    ) -> async_graphql::Result<Group> {
+    ) -> async_graphql::Result<Group<F>> {
         let row = group_row(
             group.name,
             group.entry_year_id,
             group.external_id,
             group.group_type_id,
         )?;
-        Ok(Group::from(
-            store(ctx)?.insert::<group::Entity>(row).await.api()?,
-        ))
+        stored(ctx, store(ctx)?.insert::<group::Entity>(row).await).await
     }
 
     /// Changes a group if it is still at `lastchange` (else `CONFLICT`).
@@ -206,7 +225,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         group: GroupUpdate,
-    ) -> async_graphql::Result<Group> {
+    ) -> async_graphql::Result<Group<F>> {
         let id = parse_id(&group.id).api()?;
         let changes = group_row(
             group.name,
@@ -214,11 +233,10 @@ impl Mutation {
             group.external_id,
             group.group_type_id,
         )?;
-        let stored = store(ctx)?
+        let written = store(ctx)?
             .update::<group::Entity>(id, group.lastchange.0, changes)
-            .await
-            .api()?;
-        Ok(Group::from(stored))
+            .await;
+        stored(ctx, written).await
     }
 
     /// Deletes a group (and its memberships); with `lastchange`, only if it
@@ -230,7 +248,7 @@ impl Mutation {
         id: ID,
         lastchange: Option<DateTime>,
     ) -> async_graphql::Result<bool> {
-        delete_row::<group::Entity>(ctx, id, lastchange).await
+        delete_row::<Group<F>>(ctx, id, lastchange).await
     }
 
     /// Adds a group type; returns it as stored.
@@ -239,13 +257,12 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         group_type: GroupTypeInsert,
-    ) -> async_graphql::Result<GroupType> {
+    ) -> async_graphql::Result<GroupType<F>> {
         let row = grouptype::ActiveModel {
             name: given(group_type.name),
             ..Default::default()
         };
-        let stored = store(ctx)?.insert::<grouptype::Entity>(row).await.api()?;
-        Ok(GroupType::from(stored))
+        stored(ctx, store(ctx)?.insert::<grouptype::Entity>(row).await).await
     }
 
     /// Changes a group type if it is still at `lastchange` (else `CONFLICT`).
@@ -254,17 +271,16 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         group_type: GroupTypeUpdate,
-    ) -> async_graphql::Result<GroupType> {
+    ) -> async_graphql::Result<GroupType<F>> {
         let id = parse_id(&group_type.id).api()?;
         let changes = grouptype::ActiveModel {
             name: given(group_type.name),
             ..Default::default()
         };
-        let stored = store(ctx)?
+        let written = store(ctx)?
             .update::<grouptype::Entity>(id, group_type.lastchange.0, changes)
-            .await
-            .api()?;
-        Ok(GroupType::from(stored))
+            .await;
+        stored(ctx, written).await
     }
 
     /// Deletes a group type no group uses any more (else `BAD_USER_INPUT`);
@@ -276,7 +292,7 @@ impl Mutation {
         id: ID,
         lastchange: Option<DateTime>,
     ) -> async_graphql::Result<bool> {
-        delete_row::<grouptype::Entity>(ctx, id, lastchange).await
+        delete_row::<GroupType<F>>(ctx, id, lastchange).await
     }
 
     /// Makes a user a member of a group: `true` if added, `false` if it

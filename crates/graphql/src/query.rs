@@ -1,13 +1,17 @@
 //! `Query`: rows by id and pages of rows, read through the request's loaders
 //! and store.
 
-use async_graphql::{Context, ID, Object};
+use std::marker::PhantomData;
+
+use std::borrow::Cow;
+
+use async_graphql::{Context, ID, Object, TypeName};
 use roster_entity::{group, grouptype, user};
 use roster_store::StoreEntity;
 
 use crate::error::{ApiError, ResultExt};
 use crate::scalars::parse_id;
-use crate::types::{Group, GroupType, User, loaders, store};
+use crate::types::{AddedFields, Group, GroupType, NoFields, User, loaders, store};
 
 /// The largest `limit` of any list field (a page or a nested list), and
 /// the most ids `usersByIds` takes.
@@ -19,14 +23,22 @@ pub const DEFAULT_PAGE_LIMIT: i32 = 10;
 pub const DEFAULT_NESTED_LIMIT: i32 = 100;
 
 /// The root query.
-#[derive(Debug, Default)]
-pub struct Query;
+pub struct Query<F = NoFields>(PhantomData<fn() -> F>);
+
+impl<F> Default for Query<F> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
 
 /// The complexity of a list field of at most `limit` rows (clamped to
 /// 1..=[`MAX_LIMIT`]; a limit out of range is refused anyway): the list,
 /// and each row with what it selects. The same formula as
 /// [`cost`](crate::cost), the check that runs before validation.
-pub(crate) fn list_complexity(limit: i32, child_complexity: usize) -> usize {
+/// The complexity of a list field of at most `limit` rows (a field's
+/// `#[graphql(complexity = "list_complexity(limit, child_complexity)")]`),
+/// the same formula as the cost model's.
+pub fn list_complexity(limit: i32, child_complexity: usize) -> usize {
     let rows = u64::try_from(limit.clamp(1, MAX_LIMIT)).unwrap_or(1);
     let child = u64::try_from(child_complexity).unwrap_or(u64::MAX);
     clamp_complexity(crate::cost::list_cost(rows, child))
@@ -50,7 +62,9 @@ fn checked_limit(limit: i32) -> Result<u64, ApiError> {
 }
 
 /// Checks a nested list's `limit` (`BAD_USER_INPUT` when out of range).
-pub(crate) fn nested_limit(limit: i32) -> Result<u64, ApiError> {
+/// A list field's `limit` argument, checked: 1 to [`MAX_LIMIT`], else
+/// `BAD_USER_INPUT`.
+pub fn nested_limit(limit: i32) -> Result<u64, ApiError> {
     checked_limit(limit)
 }
 
@@ -77,17 +91,29 @@ fn ids_complexity(ids: usize) -> i32 {
     i32::try_from(ids).unwrap_or(i32::MAX)
 }
 
-#[Object]
-impl Query {
+/// `Query` in Roster's own schema; `RosterQuery` when a service merges it
+/// into its own root (named `Query` there), so the two never clash.
+impl<F: AddedFields> TypeName for Query<F> {
+    fn type_name() -> Cow<'static, str> {
+        Cow::Borrowed(if F::ADDS_NOTHING {
+            "Query"
+        } else {
+            "RosterQuery"
+        })
+    }
+}
+
+#[Object(name_type)]
+impl<F: AddedFields> Query<F> {
     /// The user with this id, or null.
-    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User<F>>> {
         let id = parse_id(&id).api()?;
         Ok(loaders(ctx)?
             .by_id::<user::Entity>()
             .load(id)
             .await
             .api()?
-            .map(User))
+            .map(User::new))
     }
 
     /// The users with these ids, in the same order; null where there is none.
@@ -96,7 +122,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         ids: Vec<ID>,
-    ) -> async_graphql::Result<Vec<Option<User>>> {
+    ) -> async_graphql::Result<Vec<Option<User<F>>>> {
         if ids.len() > MAX_LIMIT as usize {
             return Err(ApiError::bad_input(format!(
                 "at most {MAX_LIMIT} ids, got {}",
@@ -114,7 +140,7 @@ impl Query {
             .load_many(&ids)
             .await
             .api()?;
-        Ok(users.into_iter().map(|u| u.map(User)).collect())
+        Ok(users.into_iter().map(|u| u.map(User::new)).collect())
     }
 
     /// A page of users, ordered by id.
@@ -124,20 +150,20 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
         #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
-    ) -> async_graphql::Result<Vec<User>> {
+    ) -> async_graphql::Result<Vec<User<F>>> {
         let rows = page::<user::Entity>(ctx, skip, limit).await?;
         Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// The group with this id, or null.
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group>> {
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Group<F>>> {
         let id = parse_id(&id).api()?;
         Ok(loaders(ctx)?
             .by_id::<group::Entity>()
             .load(id)
             .await
             .api()?
-            .map(Group))
+            .map(Group::new))
     }
 
     /// A page of groups, ordered by id.
@@ -147,7 +173,7 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
         #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
-    ) -> async_graphql::Result<Vec<Group>> {
+    ) -> async_graphql::Result<Vec<Group<F>>> {
         let rows = page::<group::Entity>(ctx, skip, limit).await?;
         Ok(rows.into_iter().map(Group::from).collect())
     }
@@ -157,14 +183,14 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         id: ID,
-    ) -> async_graphql::Result<Option<GroupType>> {
+    ) -> async_graphql::Result<Option<GroupType<F>>> {
         let id = parse_id(&id).api()?;
         Ok(loaders(ctx)?
             .by_id::<grouptype::Entity>()
             .load(id)
             .await
             .api()?
-            .map(GroupType))
+            .map(GroupType::new))
     }
 
     /// A page of group types, ordered by id.
@@ -174,7 +200,7 @@ impl Query {
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
         #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
-    ) -> async_graphql::Result<Vec<GroupType>> {
+    ) -> async_graphql::Result<Vec<GroupType<F>>> {
         let rows = page::<grouptype::Entity>(ctx, skip, limit).await?;
         Ok(rows.into_iter().map(GroupType::from).collect())
     }

@@ -18,11 +18,6 @@ impl DateTime {
     }
 }
 
-/// RFC 3339 text of `t`, the way `DateTime` is written.
-pub(crate) fn rfc3339(t: chrono::DateTime<Utc>) -> String {
-    DateTime(t).to_rfc3339()
-}
-
 #[Scalar(name = "DateTime")]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Request, Schema};
+use async_graphql::{
+    BatchRequest, EmptySubscription, ObjectType, Request, Response, Schema, SubscriptionType,
+};
 use roster_loader::LoaderMetrics;
 use roster_store::{Loaders, Store};
 use sea_orm::DatabaseConnection;
@@ -18,7 +20,18 @@ use crate::query::Query;
 /// The Roster schema type.
 pub type RosterSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema with its limits (see [`limits`](crate::limits)): each
+/// Roster's schema with Roster's limits; see [`build_schema`].
+pub fn schema() -> RosterSchema {
+    build_schema(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// Builds a schema over any root types with Roster's limits: Roster's own
+/// ([`schema`]), or a service's that merges its objects into Roster's
+/// (`#[derive(MergedObject)]` over `Query<F>` and its own query type,
+/// where `F` adds its fields to `User` and `Group`; see
+/// [`AddedFields`](crate::AddedFields)).
+///
+/// The limits (see [`limits`](crate::limits)): each
 /// request is measured before async-graphql checks it (cost, depth,
 /// fragments, fields, input values; refusals carry `extensions.reason`),
 /// and async-graphql's own complexity, recursion and directive limits stay
@@ -31,15 +44,54 @@ pub type RosterSchema = Schema<Query, Mutation, EmptySubscription>;
 ///
 /// Execute requests made with [`request_data`], which gives each one the
 /// loaders and store it reads and writes through.
-pub fn schema() -> RosterSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+/// The cost model is read from the schema's own SDL, so a service's list
+/// fields with a `limit` argument are counted like Roster's.
+pub fn build_schema<Q, M, S>(query: Q, mutation: M, subscription: S) -> Schema<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    Schema::build(query, mutation, subscription)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
         .extension(ScopeCheck)
-        .extension(RequestLimits)
+        .extension(RequestLimits::<Schema<Q, M, S>>::new())
         .extension(ErrorCodes)
         .finish()
+}
+
+/// What a server needs of a schema built with [`build_schema`], whatever
+/// its root types: `roster-server` serves any `Served`.
+#[async_graphql::async_trait::async_trait]
+pub trait Served: Send + Sync + 'static {
+    /// Runs one request (made with [`request_data`]).
+    async fn execute(&self, request: Request) -> Response;
+
+    /// Checks a whole batch before any of it runs: at most
+    /// [`MAX_BATCH_OPERATIONS`](crate::MAX_BATCH_OPERATIONS) operations,
+    /// each within the bounds of a single request, and all together within
+    /// [`MAX_COMPLEXITY`]. A single request passes unchecked here (the
+    /// schema checks it when it runs). The refusal is logged; answer it
+    /// with [`Refusal::to_response`](crate::Refusal::to_response).
+    fn admit(&self, batch: &mut BatchRequest) -> Result<(), crate::Refusal>;
+}
+
+#[async_graphql::async_trait::async_trait]
+impl<Q, M, S> Served for Schema<Q, M, S>
+where
+    Q: ObjectType + 'static,
+    M: ObjectType + 'static,
+    S: SubscriptionType + 'static,
+{
+    async fn execute(&self, request: Request) -> Response {
+        Schema::execute(self, request).await
+    }
+
+    fn admit(&self, batch: &mut BatchRequest) -> Result<(), crate::Refusal> {
+        crate::limits::admit_to::<Self>(|| self.sdl(), batch)
+    }
 }
 
 /// Gives `request` what its resolvers need: the loaders of one HTTP request

@@ -1,26 +1,32 @@
 //! The output types `User`, `Group` and `GroupType`, and their relations,
 //! each resolved through the request's loaders (one statement per level of
-//! a nested query, however many parents it has).
+//! a nested query, however many parents it has); [`AddedFields`], what a
+//! service adds to them.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use async_graphql::{Context, ErrorExtensions, ID, Object};
+use async_graphql::{Context, EmptyMutation, ErrorExtensions, ID, Object, ObjectType};
 use roster_entity::{group, grouptype, user};
 use roster_store::{Loaders, Store};
-use serde_json::json;
 
 use crate::error::{ApiError, ResultExt};
 use crate::query::{DEFAULT_NESTED_LIMIT, list_complexity, nested_limit};
-use crate::scalars::{DateTime, rfc3339, to_id};
+use crate::row::RowObject;
+use crate::scalars::{DateTime, to_id};
 
-/// The request's loaders (put into the request data by the server).
-pub(crate) fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
+/// The request's loaders (put into the request data by
+/// [`request_data`](crate::request_data)): what every resolver reads
+/// through, a service's too.
+pub fn loaders<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Loaders> {
     ctx.data::<Loaders>()
         .map_err(|_| ApiError::internal(&MissingData("roster_store::Loaders")).extend())
 }
 
-/// The request's store (put into the request data by the server).
-pub(crate) fn store<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Store> {
+/// The request's store (put into the request data by
+/// [`request_data`](crate::request_data)): what every write goes through,
+/// a service's too; it keeps [`loaders`] current.
+pub fn store<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Store> {
     ctx.data::<Store>()
         .map_err(|_| ApiError::internal(&MissingData("roster_store::Store")).extend())
 }
@@ -30,44 +36,106 @@ pub(crate) fn store<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Store> {
 #[error("the GraphQL request has no {0} in its data; see `roster_graphql::request_data`")]
 struct MissingData(&'static str);
 
-/// A person in the directory (the row is shared with the request's
-/// loaders, not copied).
-#[derive(Debug, Clone)]
-pub struct User(pub Arc<user::Model>);
+/// What a service adds to Roster's `User` and `Group` types: an object
+/// per row whose fields are merged into the type (async-graphql's
+/// `flatten`). Its resolvers read through the same request loaders
+/// ([`loaders`](crate::loaders)), so a list field of it costs one statement
+/// per level like Roster's own; give such a field a `limit` argument so
+/// the cost model counts its rows.
+///
+/// [`NoFields`] adds nothing: Roster's own schema is `Query<NoFields>`.
+pub trait AddedFields: Send + Sync + 'static {
+    /// Whether this adds no field at all (only [`NoFields`]): then the
+    /// root types keep the names `Query` and `Mutation`; otherwise they are
+    /// `RosterQuery` and `RosterMutation`, for a service to merge into
+    /// roots of its own named `Query` and `Mutation`.
+    const ADDS_NOTHING: bool = false;
+    /// Fields added to `User` (`EmptyMutation`, async-graphql's object
+    /// without fields, for none).
+    type User: ObjectType;
+    /// Fields added to `Group`.
+    type Group: ObjectType;
+    /// The added fields of one user.
+    fn user(row: Arc<user::Model>) -> Self::User;
+    /// The added fields of one group.
+    fn group(row: Arc<group::Model>) -> Self::Group;
+}
 
-/// A group of users, of one group type.
-#[derive(Debug, Clone)]
-pub struct Group(pub Arc<group::Model>);
+/// No added fields: Roster's own types.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFields;
+
+impl AddedFields for NoFields {
+    const ADDS_NOTHING: bool = true;
+    type User = EmptyMutation;
+    type Group = EmptyMutation;
+    fn user(_: Arc<user::Model>) -> EmptyMutation {
+        EmptyMutation
+    }
+    fn group(_: Arc<group::Model>) -> EmptyMutation {
+        EmptyMutation
+    }
+}
+
+/// A marker that keeps `F` in a type without owning one (and without
+/// making it less `Send` or `Sync`).
+type Marker<F> = PhantomData<fn() -> F>;
+
+/// A person in the directory (the row is shared with the request's
+/// loaders, not copied), with the fields `F` adds.
+pub struct User<F = NoFields>(pub Arc<user::Model>, Marker<F>);
+
+/// A group of users, of one group type, with the fields `F` adds.
+pub struct Group<F = NoFields>(pub Arc<group::Model>, Marker<F>);
 
 /// A kind of group.
-#[derive(Debug, Clone)]
-pub struct GroupType(pub Arc<grouptype::Model>);
+pub struct GroupType<F = NoFields>(pub Arc<grouptype::Model>, Marker<F>);
 
-impl From<user::Model> for User {
-    fn from(row: user::Model) -> Self {
-        Self(Arc::new(row))
-    }
+macro_rules! row_object {
+    ($($object:ident => $module:ident),*) => {$(
+        impl<F> $object<F> {
+            /// The object for a stored row.
+            pub fn new(row: Arc<$module::Model>) -> Self {
+                Self(row, PhantomData)
+            }
+        }
+
+        impl<F> Clone for $object<F> {
+            fn clone(&self) -> Self {
+                Self::new(self.0.clone())
+            }
+        }
+
+        impl<F> std::fmt::Debug for $object<F> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($object)).field(&self.0).finish()
+            }
+        }
+
+        impl<F> From<$module::Model> for $object<F> {
+            fn from(row: $module::Model) -> Self {
+                Self::new(Arc::new(row))
+            }
+        }
+
+        impl<F: AddedFields> RowObject for $object<F> {
+            type Entity = $module::Entity;
+            fn from_row(row: Arc<$module::Model>) -> Self {
+                Self::new(row)
+            }
+        }
+    )*};
 }
 
-impl From<group::Model> for Group {
-    fn from(row: group::Model) -> Self {
-        Self(Arc::new(row))
-    }
-}
-
-impl From<grouptype::Model> for GroupType {
-    fn from(row: grouptype::Model) -> Self {
-        Self(Arc::new(row))
-    }
-}
+row_object!(User => user, Group => group, GroupType => grouptype);
 
 /// Shared rows, each wrapped as the GraphQL type `T`.
-fn each<M, T>(rows: Option<Arc<Vec<Arc<M>>>>, wrap: fn(Arc<M>) -> T) -> Vec<T> {
+pub(crate) fn each<M, T>(rows: Option<Arc<Vec<Arc<M>>>>, wrap: fn(Arc<M>) -> T) -> Vec<T> {
     rows.map_or_else(Vec::new, |rows| rows.iter().cloned().map(wrap).collect())
 }
 
-#[Object]
-impl User {
+#[Object(name = "User")]
+impl<F: AddedFields> User<F> {
     async fn id(&self) -> ID {
         to_id(self.0.id)
     }
@@ -94,18 +162,23 @@ impl User {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
-    ) -> async_graphql::Result<Vec<Group>> {
+    ) -> async_graphql::Result<Vec<Group<F>>> {
         let limit = nested_limit(limit).api()?;
         let loader = loaders(ctx)?
             .related_at_most::<user::Entity, group::Entity>(limit)
             .api()?;
         let groups = loader.load(self.0.id).await.api()?;
-        Ok(each(groups, Group))
+        Ok(each(groups, Group::new))
+    }
+    /// The fields a service adds.
+    #[graphql(flatten)]
+    async fn added(&self) -> F::User {
+        F::user(self.0.clone())
     }
 }
 
-#[Object]
-impl Group {
+#[Object(name = "Group")]
+impl<F: AddedFields> Group<F> {
     async fn id(&self) -> ID {
         to_id(self.0.id)
     }
@@ -124,7 +197,7 @@ impl Group {
         DateTime(self.0.lastchange)
     }
     /// The group's type, if it has one.
-    async fn group_type(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GroupType>> {
+    async fn group_type(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GroupType<F>>> {
         let Some(id) = self.0.grouptype_id else {
             return Ok(None);
         };
@@ -133,7 +206,7 @@ impl Group {
             .load(id)
             .await
             .api()?;
-        Ok(kind.map(GroupType))
+        Ok(kind.map(GroupType::new))
     }
     /// The group's first `limit` members (1 to 1,000), ordered by id.
     #[graphql(complexity = "list_complexity(limit, child_complexity)")]
@@ -141,18 +214,23 @@ impl Group {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
-    ) -> async_graphql::Result<Vec<User>> {
+    ) -> async_graphql::Result<Vec<User<F>>> {
         let limit = nested_limit(limit).api()?;
         let loader = loaders(ctx)?
             .related_at_most::<group::Entity, user::Entity>(limit)
             .api()?;
         let users = loader.load(self.0.id).await.api()?;
-        Ok(each(users, User))
+        Ok(each(users, User::new))
+    }
+    /// The fields a service adds.
+    #[graphql(flatten)]
+    async fn added(&self) -> F::Group {
+        F::group(self.0.clone())
     }
 }
 
-#[Object]
-impl GroupType {
+#[Object(name = "GroupType")]
+impl<F: AddedFields> GroupType<F> {
     async fn id(&self) -> ID {
         to_id(self.0.id)
     }
@@ -169,46 +247,12 @@ impl GroupType {
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_NESTED_LIMIT")] limit: i32,
-    ) -> async_graphql::Result<Vec<Group>> {
+    ) -> async_graphql::Result<Vec<Group<F>>> {
         let limit = nested_limit(limit).api()?;
         let loader = loaders(ctx)?
             .related_at_most::<grouptype::Entity, group::Entity>(limit)
             .api()?;
         let groups = loader.load(self.0.id).await.api()?;
-        Ok(each(groups, Group))
+        Ok(each(groups, Group::new))
     }
-}
-
-/// A user row shaped like the GraphQL `User` (its scalar fields).
-pub(crate) fn user_json(row: &user::Model) -> serde_json::Value {
-    json!({
-        "id": row.id.to_string(),
-        "name": row.name,
-        "surname": row.surname,
-        "email": row.email,
-        "externalId": row.external_id.map(|id| id.to_string()),
-        "lastchange": rfc3339(row.lastchange),
-    })
-}
-
-/// A group row shaped like the GraphQL `Group` (scalar fields, and the
-/// group type as `{ "id": … }`).
-pub(crate) fn group_json(row: &group::Model) -> serde_json::Value {
-    json!({
-        "id": row.id.to_string(),
-        "name": row.name,
-        "entryYearId": row.entry_year_id,
-        "externalId": row.external_id,
-        "lastchange": rfc3339(row.lastchange),
-        "groupType": row.grouptype_id.map(|id| json!({ "id": id.to_string() })),
-    })
-}
-
-/// A group type row shaped like the GraphQL `GroupType` (its scalar fields).
-pub(crate) fn grouptype_json(row: &grouptype::Model) -> serde_json::Value {
-    json!({
-        "id": row.id.to_string(),
-        "name": row.name,
-        "lastchange": rfc3339(row.lastchange),
-    })
 }

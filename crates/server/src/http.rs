@@ -334,7 +334,7 @@ fn too_large(error: &axum::Error) -> bool {
 /// Runs `batch` for `caller`.
 async fn execute(state: &AppState, mut batch: BatchRequest, caller: &Caller) -> BatchResponse {
     // A batch is measured as a whole before any of it runs.
-    if let Err(refusal) = roster_graphql::admit(&mut batch) {
+    if let Err(refusal) = state.schema().admit(&mut batch) {
         return BatchResponse::Single(refusal.to_response());
     }
     let loaders = request_loaders(state.db(), state.metrics().loader());

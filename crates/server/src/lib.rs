@@ -13,7 +13,9 @@
 //!   `ROSTER_AUTH`, …) with its default; [`HttpLimits`].
 //! - [`connect`], [`prepare`]: the pool (production defaults, statement
 //!   counting), migrations and demo data ([`seed`]).
-//! - [`AppState`], [`router`], [`serve`], [`run`], [`run_until`]: the service.
+//! - [`AppState`], [`router`], [`serve`], [`run`], [`run_until`]: the service;
+//!   [`run_service`], [`prepare_with`]: a service's own schema and migrations
+//!   on the same server.
 //! - [`Auth`], [`AuthSettings`]: bearer tokens to a
 //!   [`Caller`](roster_graphql::Caller); [`HostPolicy`]: the `Host` check.
 //! - [`Metrics`]: what `/metrics` exports, [`RefusalReason`] included.
@@ -54,7 +56,8 @@ pub use http::{MAX_BODY_BYTES, router};
 pub use metrics::{ErrorLabels, HttpLabels, Metrics, RefusalReason, method_label};
 pub use policy::HostPolicy;
 
-use roster_graphql::{RosterSchema, schema};
+use roster_graphql::{Served, schema};
+use roster_migrations::MigratorTrait;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +137,12 @@ pub async fn connect(
 /// lock, so replicas can start together), connects, and seeds the demo data
 /// if the database is empty.
 pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
+    prepare_with::<roster_migrations::Migrator>(config).await
+}
+
+/// [`prepare`] with the migrations of `M`: a service's migrator, Roster's
+/// migrations followed by its own (see [`roster_migrations::run_migrator`]).
+pub async fn prepare_with<M: MigratorTrait>(config: &Config) -> Result<AppState, ServerError> {
     let url = &config.database_url;
     let auth = Auth::new(&config.auth())?;
     let hosts = config
@@ -141,7 +150,12 @@ pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
         .as_deref()
         .map(HostPolicy::list)
         .transpose()?;
-    let report = roster_migrations::run(url, roster_migrations::Action::Up { steps: None }).await?;
+    let report = roster_migrations::run_migrator::<M>(
+        url,
+        roster_migrations::Action::Up { steps: None },
+        roster_migrations::runner::DEFAULT_LOCK_TIMEOUT,
+    )
+    .await?;
     for name in &report.applied {
         tracing::info!(migration = %name, "applied");
     }
@@ -188,7 +202,7 @@ pub(crate) struct Settings {
 }
 
 struct Shared {
-    schema: RosterSchema,
+    schema: Arc<dyn Served>,
     db: DatabaseConnection,
     metrics: Arc<Metrics>,
 }
@@ -205,7 +219,7 @@ impl AppState {
     pub fn with_metrics(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                schema: schema(),
+                schema: Arc::new(schema()),
                 db,
                 metrics,
             }),
@@ -273,9 +287,22 @@ impl AppState {
         self.request_timeout
     }
 
-    /// The schema.
-    pub fn schema(&self) -> &RosterSchema {
-        &self.shared.schema
+    /// The schema this state serves.
+    pub fn schema(&self) -> &dyn Served {
+        &*self.shared.schema
+    }
+
+    /// The same state serving `schema` in place of Roster's own: a
+    /// service's schema built with [`roster_graphql::build_schema`], which
+    /// merges its objects into Roster's.
+    pub fn with_schema(mut self, schema: impl Served) -> Self {
+        let shared = Shared {
+            schema: Arc::new(schema),
+            db: self.shared.db.clone(),
+            metrics: self.shared.metrics.clone(),
+        };
+        self.shared = Arc::new(shared);
+        self
     }
 
     /// The pool.
@@ -352,8 +379,21 @@ pub async fn run_until(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_service::<roster_migrations::Migrator>(config, schema(), shutdown).await
+}
+
+/// [`run_until`] for a service built on Roster: its schema (built with
+/// [`roster_graphql::build_schema`], merging its objects into Roster's) and
+/// its migrator `M` (Roster's migrations, then its own), with everything
+/// else (configuration, limits, authentication, metrics) as Roster's own
+/// server has it.
+pub async fn run_service<M: MigratorTrait>(
+    config: Config,
+    schema: impl Served,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     config.check()?;
-    let state = prepare(&config).await?;
+    let state = prepare_with::<M>(&config).await?.with_schema(schema);
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let auth = match config.auth() {

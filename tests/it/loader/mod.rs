@@ -4,6 +4,7 @@
 mod batching;
 mod failures;
 mod keys;
+mod registry;
 mod relations;
 
 use roster::entity::user;

@@ -228,8 +228,8 @@ impl Extension for Recorder {
 async fn the_model_agrees_with_async_graphqls_complexity() {
     let seen = Arc::new(Mutex::new(None));
     let schema = async_graphql::Schema::build(
-        crate::Query,
-        crate::Mutation,
+        crate::Query::<crate::NoFields>::default(),
+        crate::Mutation::<crate::NoFields>::default(),
         async_graphql::EmptySubscription,
     )
     .extension(Recorder(seen.clone()))
