@@ -83,7 +83,7 @@ pub fn main() -> ExitCode {
 
 /// The `migrate` command line for the migrations of `M` (a service's
 /// migrator that appends its own after Roster's; see
-/// [`run_migrator`](crate::run_migrator)): a service's `migrate` binary is
+/// [`run_migrator`]): a service's `migrate` binary is
 /// `fn main() -> ExitCode { roster_migrations::cli::main_for::<MyMigrator>() }`.
 pub fn main_for<M: MigratorTrait>() -> ExitCode {
     tracing_subscriber::fmt()

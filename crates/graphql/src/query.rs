@@ -33,11 +33,9 @@ impl<F> Default for Query<F> {
 
 /// The complexity of a list field of at most `limit` rows (clamped to
 /// 1..=[`MAX_LIMIT`]; a limit out of range is refused anyway): the list,
-/// and each row with what it selects. The same formula as
-/// [`cost`](crate::cost), the check that runs before validation.
-/// The complexity of a list field of at most `limit` rows (a field's
-/// `#[graphql(complexity = "list_complexity(limit, child_complexity)")]`),
-/// the same formula as the cost model's.
+/// and each row with what it selects; a field's
+/// `#[graphql(complexity = "list_complexity(limit, child_complexity)")]`.
+/// The same formula as the cost model that runs before validation.
 pub fn list_complexity(limit: i32, child_complexity: usize) -> usize {
     let rows = u64::try_from(limit.clamp(1, MAX_LIMIT)).unwrap_or(1);
     let child = u64::try_from(child_complexity).unwrap_or(u64::MAX);
@@ -61,7 +59,6 @@ fn checked_limit(limit: i32) -> Result<u64, ApiError> {
     Ok(u64::try_from(limit).unwrap_or(1))
 }
 
-/// Checks a nested list's `limit` (`BAD_USER_INPUT` when out of range).
 /// A list field's `limit` argument, checked: 1 to [`MAX_LIMIT`], else
 /// `BAD_USER_INPUT`.
 pub fn nested_limit(limit: i32) -> Result<u64, ApiError> {
