@@ -24,6 +24,11 @@ pub use roster_store as store;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// `docs/extending.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/extending.md")]
+pub struct ExtendingDoctests;
+
 /// `docs/configuration.md`'s examples.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/configuration.md")]

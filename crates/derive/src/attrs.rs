@@ -36,7 +36,7 @@ impl Description {
             ));
         };
         let mut table = None;
-        let mut krate: Path = syn::parse_quote!(::roster_entity);
+        let mut krate: Path = entity_crate();
         let mut upsert_key_fields: Option<Vec<Ident>> = None;
         for attr in &input.attrs {
             if attr.path().is_ident("sea_orm") {
@@ -171,4 +171,25 @@ fn variant_of(field: &Ident) -> Ident {
     let name = field.to_string();
     let name = name.trim_start_matches("r#");
     Ident::new(&name.to_upper_camel_case(), field.span())
+}
+
+/// Where `roster_entity` is for the crate being compiled: its own name if
+/// it depends on `roster-entity`, else `roster::entity` if it depends on
+/// the facade; `#[store(crate = "…")]` overrides it.
+fn entity_crate() -> Path {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    match crate_name("roster-entity") {
+        Ok(FoundCrate::Itself) => syn::parse_quote!(::roster_entity),
+        Ok(FoundCrate::Name(name)) => {
+            let name = Ident::new(&name, Span::call_site());
+            syn::parse_quote!(::#name)
+        }
+        Err(_) => match crate_name("roster") {
+            Ok(FoundCrate::Name(name)) => {
+                let name = Ident::new(&name, Span::call_site());
+                syn::parse_quote!(::#name::entity)
+            }
+            _ => syn::parse_quote!(::roster_entity),
+        },
+    }
 }

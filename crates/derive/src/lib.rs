@@ -14,8 +14,9 @@
 //! - the upsert conflict key: `#[store(upsert_key(a, b))]` on the struct,
 //!   the primary key by default. When it is another unique key, the
 //!   primary key is left to the database on upsert.
-//! - `#[store(crate = "path")]`: where `roster_entity` is, when it is
-//!   re-exported under another name.
+//! - `#[store(crate = "path")]`: where `roster_entity` is; by default the
+//!   crate's own dependency on `roster-entity`, or `roster::entity` for a
+//!   crate that depends on the `roster` facade only.
 
 mod attrs;
 

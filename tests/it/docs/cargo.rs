@@ -30,6 +30,7 @@ struct Cargo {
     package: Option<String>,
     example: Option<String>,
     bench: Option<String>,
+    bin: Option<String>,
     test: Option<String>,
     filter: Option<String>,
     /// What follows `--`.
@@ -55,6 +56,7 @@ fn parse(args: &[&str]) -> Result<Cargo, String> {
             "-p" | "--package" => cargo.package = Some(value()?),
             "--example" => cargo.example = Some(value()?),
             "--bench" => cargo.bench = Some(value()?),
+            "--bin" => cargo.bin = Some(value()?),
             "--test" => cargo.test = Some(value()?),
             "--" => {
                 cargo.rest = args.map(|a| (*a).to_owned()).collect();
@@ -102,6 +104,9 @@ pub async fn run(
                 }
             }
             (None, Some("roster-migrations")) => migrate(session, env, &cargo.rest).await,
+            (None, Some("roster-example-projects")) => {
+                projects(session, cargo.bin.as_deref(), &cargo.rest).await
+            }
             _ => Err("no check for this `cargo run`".into()),
         },
         "build" => {
@@ -195,6 +200,35 @@ async fn migrate(
     print_report(&mut out, &redact(&shown_url), action, &report).map_err(|e| e.to_string())?;
     let text = String::from_utf8(out).map_err(|e| e.to_string())?;
     Ok(Outcome::Output(text.lines().map(str::to_owned).collect()))
+}
+
+/// The example service: its `projects-migrate` binary's arguments parse
+/// as `migrate`'s; `serve` is the server (checked by the tests of
+/// `tests/it/projects`); with no argument, the walkthrough runs on a
+/// temporary SQLite database.
+async fn projects(
+    session: &mut Session,
+    bin: Option<&str>,
+    args: &[String],
+) -> Result<Outcome, String> {
+    match (bin, args) {
+        (Some("projects-migrate"), _) => {
+            let argv = std::iter::once("migrate".to_owned()).chain(args.iter().cloned());
+            <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| e.to_string())?;
+            Ok(Outcome::Static)
+        }
+        (None, [serve]) if serve == "serve" => Ok(Outcome::Static),
+        (None, []) if session.live => {
+            let url = session.database("sqlite://projects.db?mode=rwc");
+            let mut out = Vec::new();
+            roster_example_projects::walkthrough::run(&url, &mut out)
+                .await
+                .map_err(|e| format!("the walkthrough failed: {e:#}"))?;
+            Ok(Outcome::Checked)
+        }
+        (None, []) => Ok(Outcome::Static),
+        _ => Err("no check for this `cargo run -p roster-example-projects`".into()),
+    }
 }
 
 /// Every line shown for `cargo test` (but `...`) is one the test kit
