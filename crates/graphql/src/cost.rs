@@ -79,11 +79,17 @@ pub(crate) struct Analysis {
     pub selections: u64,
 }
 
-/// How many rows a list field can return.
+/// How many rows a list field (or a connection) can return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rows {
     /// Its `limit` argument, with this default.
     Limit(Option<i64>),
+    /// A connection field (an object with a `first` argument): its
+    /// `first`, with this default; its page's lists count once.
+    First(Option<i64>),
+    /// A list of a connection's page (`edges`, `nodes`): bounded, and
+    /// already counted, by the connection's `first`.
+    PerPage,
     /// The length of this list argument.
     ListArgument(Name),
     /// Nothing bounds it but [`MAX_LIMIT`].
@@ -95,7 +101,7 @@ enum Rows {
 struct FieldShape {
     /// The named type it returns (inside any list).
     ty: Name,
-    /// `Some` for a list field.
+    /// `Some` for a list field or a connection.
     rows: Option<Rows>,
 }
 
@@ -122,33 +128,15 @@ impl CostModel {
                     let TypeKind::Object(object) = ty.node.kind else {
                         continue;
                     };
+                    let page = object.fields.iter().any(|f| f.node.name.node == "pageInfo");
                     let fields = object
                         .fields
                         .into_iter()
                         .map(|field| {
                             let field = field.node;
-                            let rows = is_list(&field.ty.node).then(|| {
-                                let limit =
-                                    field.arguments.iter().find(|a| a.node.name.node == "limit");
-                                let list_arg =
-                                    field.arguments.iter().find(|a| is_list(&a.node.ty.node));
-                                match (limit, list_arg) {
-                                    (Some(limit), _) => Rows::Limit(
-                                        limit
-                                            .node
-                                            .default_value
-                                            .as_ref()
-                                            .and_then(|v| int(&v.node)),
-                                    ),
-                                    (None, Some(arg)) => {
-                                        Rows::ListArgument(arg.node.name.node.clone())
-                                    }
-                                    (None, None) => Rows::Unbounded,
-                                }
-                            });
                             let shape = FieldShape {
                                 ty: named(&field.ty.node).clone(),
-                                rows,
+                                rows: rows_of(&field, page),
                             };
                             (field.name.node, shape)
                         })
@@ -281,6 +269,25 @@ impl CostModel {
         }
         Ok(total)
     }
+}
+
+/// How many rows `field` of an object type can return (`page`: the type is
+/// a connection, with `pageInfo`), or `None` for a single value.
+fn rows_of(field: &async_graphql::parser::types::FieldDefinition, page: bool) -> Option<Rows> {
+    let argument = |name: &str| field.arguments.iter().find(|a| a.node.name.node == name);
+    let default = |arg: &async_graphql::Positioned<
+        async_graphql::parser::types::InputValueDefinition,
+    >| { arg.node.default_value.as_ref().and_then(|v| int(&v.node)) };
+    if !is_list(&field.ty.node) {
+        return argument("first").map(|first| Rows::First(default(first)));
+    }
+    let list_arg = field.arguments.iter().find(|a| is_list(&a.node.ty.node));
+    Some(match (argument("limit"), list_arg) {
+        (Some(limit), _) => Rows::Limit(default(limit)),
+        (None, Some(arg)) => Rows::ListArgument(arg.node.name.node.clone()),
+        (None, None) if page => Rows::PerPage,
+        (None, None) => Rows::Unbounded,
+    })
 }
 
 /// Whether a type is a list (possibly non-null).
@@ -470,8 +477,8 @@ impl<'a> Walk<'a> {
         })
     }
 
-    /// The most rows `field` can return: its `limit` (or list argument's
-    /// length), clamped to 1..=[`MAX_LIMIT`] (a limit out of range is
+    /// The most rows `field` can return: its `limit` or `first` (or list
+    /// argument's length; 1 for a connection page's lists), clamped to 1..=[`MAX_LIMIT`] (a limit out of range is
     /// refused when the field runs; a value that is not a number fails
     /// validation).
     fn rows(&self, field: &Field, rows: &Rows) -> u64 {
@@ -484,11 +491,19 @@ impl<'a> Walk<'a> {
                 .map(|(_, v)| &v.node)
         };
         let count = match rows {
-            Rows::Limit(default) => match argument("limit") {
-                Some(value) => self.resolve(value, int),
-                None => *default,
+            Rows::Limit(default) | Rows::First(default) => {
+                let name = if matches!(rows, Rows::First(_)) {
+                    "first"
+                } else {
+                    "limit"
+                };
+                match argument(name) {
+                    Some(value) => self.resolve(value, int),
+                    None => *default,
+                }
+                .map(|n| u64::try_from(n.max(1)).unwrap_or(1))
             }
-            .map(|n| u64::try_from(n.max(1)).unwrap_or(1)),
+            Rows::PerPage => Some(1),
             Rows::ListArgument(name) => argument(name).and_then(|value| {
                 self.resolve(value, |v| match v {
                     ConstValue::List(items) => u64::try_from(items.len()).ok(),

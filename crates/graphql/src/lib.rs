@@ -64,10 +64,12 @@
 //! [async-graphql]: https://docs.rs/async-graphql
 
 mod caller;
+mod connection;
 mod cost;
 mod error;
 pub mod limits;
 mod mutation;
+mod node;
 mod query;
 mod refusal;
 mod row;
@@ -76,6 +78,9 @@ mod schema;
 mod types;
 
 pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
+pub use connection::{
+    BadCursor, DEFAULT_FIRST, RowConnection, RowCursor, TotalCount, connection_complexity,
+};
 pub use cost::WRITE_COST;
 pub use error::{ApiError, ResultExt};
 pub use limits::{
@@ -87,6 +92,7 @@ pub use mutation::{
     GroupInsert, GroupTypeInsert, GroupTypeUpdate, GroupUpdate, Mutation, UserInsert, UserUpdate,
     write_complexity,
 };
+pub use node::Node;
 pub use query::{
     DEFAULT_NESTED_LIMIT, DEFAULT_PAGE_LIMIT, MAX_LIMIT, Query, list_complexity, nested_limit,
 };

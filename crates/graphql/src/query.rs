@@ -8,8 +8,11 @@ use std::borrow::Cow;
 use async_graphql::{Context, ID, Object, TypeName};
 use roster_entity::{group, grouptype, user};
 use roster_store::StoreEntity;
+use sea_orm::Condition;
 
+use crate::connection::{DEFAULT_FIRST, RowConnection, connection_complexity, table_connection};
 use crate::error::{ApiError, ResultExt};
+use crate::node::Node;
 use crate::scalars::parse_id;
 use crate::types::{AddedFields, Group, GroupType, NoFields, User, loaders, store};
 
@@ -102,6 +105,71 @@ impl<F: AddedFields> TypeName for Query<F> {
 
 #[Object(name_type)]
 impl<F: AddedFields> Query<F> {
+    /// Any row by its global id (`globalId` of `User`, `Group`,
+    /// `GroupType`), or null if there is no such row.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node<F>>> {
+        crate::node::node(ctx, &id).await
+    }
+
+    /// Rows by their global ids (at most 1,000), in the order asked, null
+    /// where there is no such row; one statement per type.
+    #[graphql(complexity = "list_complexity(ids_complexity(ids.len()), child_complexity)")]
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node<F>>>> {
+        if ids.len() > MAX_LIMIT as usize {
+            return Err(ApiError::bad_input(format!(
+                "at most {MAX_LIMIT} ids, got {}",
+                ids.len()
+            )))
+            .api();
+        }
+        futures::future::try_join_all(ids.iter().map(|id| crate::node::node(ctx, id))).await
+    }
+
+    /// Users a page at a time, by id (`first` 1 to 1,000, after the cursor
+    /// `after`); pages stay correct while rows are added or removed.
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn users_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<RowConnection<User<F>>> {
+        table_connection::<user::Entity, _>(ctx, first, after, Condition::all(), User::new).await
+    }
+
+    /// Groups a page at a time; see `usersConnection`.
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn groups_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<RowConnection<Group<F>>> {
+        table_connection::<group::Entity, _>(ctx, first, after, Condition::all(), Group::new).await
+    }
+
+    /// Group types a page at a time; see `usersConnection`.
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn group_types_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<RowConnection<GroupType<F>>> {
+        table_connection::<grouptype::Entity, _>(
+            ctx,
+            first,
+            after,
+            Condition::all(),
+            GroupType::new,
+        )
+        .await
+    }
+
     /// The user with this id, or null.
     async fn user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User<F>>> {
         let id = parse_id(&id).api()?;

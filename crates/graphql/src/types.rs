@@ -10,7 +10,9 @@ use async_graphql::{Context, EmptyMutation, ErrorExtensions, ID, Object, ObjectT
 use roster_entity::{group, grouptype, user};
 use roster_store::{Loaders, Store};
 
+use crate::connection::{DEFAULT_FIRST, RowConnection, connection_complexity, related_connection};
 use crate::error::{ApiError, ResultExt};
+use crate::node::global_id;
 use crate::query::{DEFAULT_NESTED_LIMIT, list_complexity, nested_limit};
 use crate::row::RowObject;
 use crate::scalars::{DateTime, to_id};
@@ -139,6 +141,10 @@ impl<F: AddedFields> User<F> {
     async fn id(&self) -> ID {
         to_id(self.0.id)
     }
+    /// The row's id across types (`node(id:)` fetches it).
+    pub(crate) async fn global_id(&self) -> ID {
+        global_id("User", self.0.id)
+    }
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
     }
@@ -170,6 +176,23 @@ impl<F: AddedFields> User<F> {
         let groups = loader.load(self.0.id).await.api()?;
         Ok(each(groups, Group::new))
     }
+    /// The user's groups, a page at a time (by id, after the cursor `after`).
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn groups_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<RowConnection<Group<F>>> {
+        related_connection::<user::Entity, group::Entity, _>(
+            ctx,
+            self.0.id,
+            first,
+            after,
+            Group::new,
+        )
+        .await
+    }
     /// The fields a service adds.
     #[graphql(flatten)]
     async fn added(&self) -> F::User {
@@ -181,6 +204,10 @@ impl<F: AddedFields> User<F> {
 impl<F: AddedFields> Group<F> {
     async fn id(&self) -> ID {
         to_id(self.0.id)
+    }
+    /// The row's id across types (`node(id:)` fetches it).
+    pub(crate) async fn global_id(&self) -> ID {
+        global_id("Group", self.0.id)
     }
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
@@ -222,6 +249,23 @@ impl<F: AddedFields> Group<F> {
         let users = loader.load(self.0.id).await.api()?;
         Ok(each(users, User::new))
     }
+    /// The group's members, a page at a time (by id, after the cursor `after`).
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn users_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<RowConnection<User<F>>> {
+        related_connection::<group::Entity, user::Entity, _>(
+            ctx,
+            self.0.id,
+            first,
+            after,
+            User::new,
+        )
+        .await
+    }
     /// The fields a service adds.
     #[graphql(flatten)]
     async fn added(&self) -> F::Group {
@@ -233,6 +277,10 @@ impl<F: AddedFields> Group<F> {
 impl<F: AddedFields> GroupType<F> {
     async fn id(&self) -> ID {
         to_id(self.0.id)
+    }
+    /// The row's id across types (`node(id:)` fetches it).
+    pub(crate) async fn global_id(&self) -> ID {
+        global_id("GroupType", self.0.id)
     }
     async fn name(&self) -> Option<&str> {
         self.0.name.as_deref()
@@ -254,5 +302,23 @@ impl<F: AddedFields> GroupType<F> {
             .api()?;
         let groups = loader.load(self.0.id).await.api()?;
         Ok(each(groups, Group::new))
+    }
+    /// The groups of this type, a page at a time (by id, after the cursor
+    /// `after`).
+    #[graphql(complexity = "connection_complexity(first, child_complexity)")]
+    async fn groups_connection(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<RowConnection<Group<F>>> {
+        related_connection::<grouptype::Entity, group::Entity, _>(
+            ctx,
+            self.0.id,
+            first,
+            after,
+            Group::new,
+        )
+        .await
     }
 }

@@ -87,6 +87,7 @@ mod loader;
 mod metrics;
 mod options;
 mod related;
+mod relation_count;
 mod relation_source;
 mod scope;
 mod source;
@@ -102,6 +103,7 @@ pub use metrics::{
 };
 pub use options::{Answers, DEFAULT_MAX_BATCH, LoaderOptions};
 pub use related::UnsupportedRelation;
+pub use relation_count::RelationCount;
 pub use relation_source::RelationSource;
 pub use scope::LoaderScope;
 pub use source::BatchSource;

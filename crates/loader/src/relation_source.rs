@@ -112,6 +112,16 @@ impl<E: EntityTrait> RelationSource<E> {
         }
     }
 
+    /// The number of related rows per parent (all of them: neither the
+    /// filter nor the limit applies), for the same relation.
+    pub fn counts(&self) -> crate::RelationCount {
+        crate::RelationCount {
+            db: self.db.clone(),
+            name: self.name,
+            parent: self.parent.clone(),
+        }
+    }
+
     /// The tables whose writes can change what this source loads: `E`'s,
     /// the junction's, and (for [`related`](Self::related)) the parent's,
     /// whose deletions cascade. A cache of it is stale after a write to any.

@@ -11,8 +11,8 @@ use roster_loader::Loader;
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbBackend,
-    FromQueryResult, IdenStatic, Iterable, Order, QueryFilter, QueryOrder, QuerySelect, Select,
-    TransactionTrait,
+    FromQueryResult, IdenStatic, Iterable, Order, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, TransactionTrait,
 };
 
 use crate::error::{Conflict, Error, Operation, Refusal, Result};
@@ -255,6 +255,18 @@ impl Store {
                 .order_by(E::id_column(), Order::Asc),
         )
         .await
+    }
+
+    /// How many rows match `condition` (one `SELECT COUNT(*)`).
+    pub async fn count<E>(&self, condition: Condition) -> Result<u64>
+    where
+        E: StoreEntity,
+    {
+        E::find()
+            .filter(condition)
+            .count(&self.connection())
+            .await
+            .map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))
     }
 
     /// `limit` rows after skipping `skip`, ordered by id (a stable order);

@@ -12,7 +12,8 @@ use roster_loader::{
     EntitySource, Key, Loader, LoaderMetrics, LoaderOptions, LoaderScope, RelationSource, SqlKey,
     UnsupportedRelation,
 };
-use sea_orm::{DatabaseConnection, Related};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{Condition, DatabaseConnection, Related};
 
 /// One request's loaders: rows by id, rows by the other unique keys other
 /// systems know them by, and related rows, for any [`StoreEntity`].
@@ -81,6 +82,11 @@ enum Slot {
         parent: TypeId,
         child: TypeId,
         limit: Option<u64>,
+        after: Option<i64>,
+    },
+    RelatedCount {
+        parent: TypeId,
+        child: TypeId,
     },
 }
 
@@ -158,7 +164,7 @@ impl Loaders {
         P: StoreEntity + Related<E>,
         E: StoreEntity,
     {
-        self.related_loader::<P, E>(None)
+        self.related_loader::<P, E>(None, None)
     }
 
     /// The first `limit` rows of `E` (by id) related to a `P`, by `P`'s id:
@@ -171,12 +177,52 @@ impl Loaders {
         P: StoreEntity + Related<E>,
         E: StoreEntity,
     {
-        self.related_loader::<P, E>(Some(limit))
+        self.related_loader::<P, E>(Some(limit), None)
+    }
+
+    /// A page of a relation, for cursor pagination: the first `limit` rows
+    /// of `E` (by id) related to a `P` whose id is above `after`, by `P`'s
+    /// id; one loader per distinct `(limit, after)`.
+    pub fn related_page<P, E>(
+        &self,
+        limit: u64,
+        after: Option<i64>,
+    ) -> Result<Loader<Vec<Arc<E::Model>>>, UnsupportedRelation>
+    where
+        P: StoreEntity + Related<E>,
+        E: StoreEntity,
+    {
+        self.related_loader::<P, E>(Some(limit), after)
+    }
+
+    /// How many rows of `E` are related to a `P`, by `P`'s id (one
+    /// `GROUP BY` statement per batch of parents).
+    pub fn related_count<P, E>(&self) -> Result<Loader<u64>, UnsupportedRelation>
+    where
+        P: StoreEntity + Related<E>,
+        E: StoreEntity,
+    {
+        let slot = Slot::RelatedCount {
+            parent: TypeId::of::<P>(),
+            child: TypeId::of::<E>(),
+        };
+        if let Some(loader) = self.find(&slot) {
+            return Ok(loader);
+        }
+        let source = RelationSource::<E>::related::<P>(self.shared.db.clone())?;
+        let tables = source.tables().to_vec();
+        Ok(self.get_or_make(slot, || {
+            (
+                Loader::with_options(source.counts(), self.options()),
+                tables,
+            )
+        }))
     }
 
     fn related_loader<P, E>(
         &self,
         limit: Option<u64>,
+        after: Option<i64>,
     ) -> Result<Loader<Vec<Arc<E::Model>>>, UnsupportedRelation>
     where
         P: StoreEntity + Related<E>,
@@ -186,6 +232,7 @@ impl Loaders {
             parent: TypeId::of::<P>(),
             child: TypeId::of::<E>(),
             limit,
+            after,
         };
         if let Some(loader) = self.find(&slot) {
             return Ok(loader);
@@ -194,6 +241,10 @@ impl Loaders {
             .order_by(E::id_column(), sea_orm::Order::Asc);
         if let Some(limit) = limit {
             source = source.limit_per_parent(limit);
+        }
+        if let Some(after) = after {
+            let id = Expr::col((E::default(), E::id_column()));
+            source = source.with_filter(Condition::all().add(id.gt(after)));
         }
         Ok(self.get_or_make(slot, || {
             let tables = source.tables().to_vec();
