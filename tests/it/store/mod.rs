@@ -7,6 +7,7 @@ mod crud;
 mod errors;
 mod isolation;
 mod locks;
+mod nested;
 mod pool;
 mod transactions;
 mod upsert;
