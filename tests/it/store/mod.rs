@@ -9,6 +9,7 @@ mod isolation;
 mod locks;
 mod nested;
 mod pool;
+mod retries;
 mod transactions;
 mod upsert;
 
