@@ -10,6 +10,7 @@ mod locks;
 mod nested;
 mod pool;
 mod retries;
+mod stream;
 mod transactions;
 mod upsert;
 
