@@ -151,8 +151,9 @@ pub enum Error {
         rows: Range<usize>,
     },
     /// [`Store::advisory_lock`](crate::Store::advisory_lock) did not get the
-    /// lock within its timeout (MySQL `GET_LOCK`: another session holds it).
-    /// Retryable, like a lock wait timeout.
+    /// lock within its timeout: another transaction holds it (PostgreSQL
+    /// `lock_timeout`, 55P03; MySQL `GET_LOCK` returned 0). Retryable, like
+    /// a lock wait timeout; the transaction that asked is still usable.
     #[error("advisory lock {key} not granted within {waited:?}")]
     LockNotGranted {
         /// The lock's key.

@@ -1,6 +1,8 @@
 //! [`Store::transaction`]: run a closure in a transaction, retried with
-//! jittered exponential backoff on serialization failures and deadlocks;
-//! and [`Store::advisory_lock`] for critical sections across processes.
+//! jittered exponential backoff on serialization failures and deadlocks
+//! (nested in a transaction, in a savepoint); [`TxOptions`]: isolation
+//! level, read-only, PostgreSQL's `DEFERRABLE`, the [`RetryPolicy`]; and
+//! [`Store::advisory_lock`] for critical sections across processes.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +14,8 @@ use sea_orm::{
     AccessMode, ConnectionTrait, DbBackend, IsolationLevel, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+
+use roster_loader::db_error;
 
 use crate::Store;
 use crate::error::{Error, Operation, Refusal, Result};
@@ -34,6 +38,10 @@ pub struct TxOptions {
     /// and MySQL; on every backend the store's own writes fail with
     /// [`Error::ReadOnly`].
     pub read_only: bool,
+    /// PostgreSQL's `DEFERRABLE` (see [`TxOptions::deferrable`]); has an
+    /// effect only with `read_only` and [`IsolationLevel::Serializable`] on
+    /// PostgreSQL.
+    pub deferrable: bool,
     /// When and how often to retry.
     pub retry: RetryPolicy,
 }
@@ -54,6 +62,41 @@ impl TxOptions {
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
         self
+    }
+
+    /// Makes a serializable read-only transaction on PostgreSQL
+    /// `DEFERRABLE`: for long consistent reads (reports, exports). Its first
+    /// statement may wait until no concurrent serializable read-write
+    /// transaction can make its snapshot inconsistent; after that it runs
+    /// with no risk of a serialization failure and without the bookkeeping
+    /// of serializable isolation.
+    ///
+    /// Has an effect only together with [`read_only`](Self::read_only) and
+    /// [`IsolationLevel::Serializable`], on PostgreSQL (the transaction then
+    /// starts with `SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY,
+    /// DEFERRABLE`); ignored otherwise, on MySQL and SQLite, and in a nested
+    /// transaction (a savepoint keeps its parent's mode).
+    ///
+    /// ```
+    /// use roster_store::{IsolationLevel, TxOptions};
+    /// let report = TxOptions::new()
+    ///     .isolation(IsolationLevel::Serializable)
+    ///     .read_only()
+    ///     .deferrable();
+    /// # let _ = report;
+    /// ```
+    pub fn deferrable(mut self) -> Self {
+        self.deferrable = true;
+        self
+    }
+
+    /// Whether `DEFERRABLE` applies on `backend` (see
+    /// [`TxOptions::deferrable`]).
+    fn pg_deferrable(&self, backend: DbBackend) -> bool {
+        backend == DbBackend::Postgres
+            && self.deferrable
+            && self.read_only
+            && self.isolation == Some(IsolationLevel::Serializable)
     }
 
     /// Runs the closure at most `attempts` times (1: never retry).
@@ -119,12 +162,22 @@ impl Store {
     /// rolls back leaves the caches as they were. `work` may run several
     /// times, so it should do nothing outside the database that it cannot
     /// repeat. An error returned by `work` rolls back and is returned
-    /// (retried only if it is itself retryable). Called on a store already
-    /// in a transaction, it runs `work` once in a savepoint.
+    /// (retried only if it is itself retryable).
+    ///
+    /// Called on a store already in a transaction, it runs `work` once (no
+    /// retry: the enclosing transaction is what retries) in a savepoint.
+    /// If `work` fails, the savepoint is rolled back: its writes, its cache
+    /// effects and the advisory locks it took are undone, the enclosing
+    /// transaction goes on (on PostgreSQL too, after a failed statement)
+    /// and may still commit its own writes. If it succeeds, its effects and
+    /// locks become the enclosing transaction's and last until that one
+    /// ends. `options` other than the retry policy are ignored there.
     ///
     /// SQLite read-write transactions start with `BEGIN IMMEDIATE`, so
     /// writers queue on the busy timeout instead of failing at their first
-    /// write.
+    /// write; a writer still locked out after it (`SQLITE_BUSY`, at `BEGIN`
+    /// or at `COMMIT` while a reader holds the database) is retried like a
+    /// deadlock.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -213,10 +266,13 @@ impl Store {
             ),
             None => {
                 let backend = self.backend();
+                // sea-orm's options cannot say DEFERRABLE: one statement of
+                // our own sets all three instead.
+                let deferrable = options.pg_deferrable(backend);
+                let configured = backend != DbBackend::Sqlite && !deferrable;
                 let config = TransactionOptions {
-                    isolation_level: options.isolation.filter(|_| backend != DbBackend::Sqlite),
-                    access_mode: (options.read_only && backend != DbBackend::Sqlite)
-                        .then_some(AccessMode::ReadOnly),
+                    isolation_level: options.isolation.filter(|_| configured),
+                    access_mode: (options.read_only && configured).then_some(AccessMode::ReadOnly),
                     sqlite_transaction_mode: (backend == DbBackend::Sqlite).then_some(
                         if options.read_only {
                             SqliteTransactionMode::Deferred
@@ -225,13 +281,19 @@ impl Store {
                         },
                     ),
                 };
-                (
-                    self.db
-                        .begin_with_options(config)
-                        .await
-                        .map_err(begin_err)?,
-                    options.read_only,
-                )
+                let txn = self
+                    .db
+                    .begin_with_options(config)
+                    .await
+                    .map_err(begin_err)?;
+                if deferrable {
+                    txn.execute_unprepared(
+                        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE",
+                    )
+                    .await
+                    .map_err(begin_err)?;
+                }
+                (txn, options.read_only)
             }
         };
         let state = Arc::new(TxState {
@@ -273,7 +335,13 @@ impl Store {
                 Error::from_commit(e)
             }
         });
-        release_mysql_locks(mysql_locks.into_inner()).await;
+        let mysql_locks = mysql_locks.into_inner();
+        match (&committed, &self.tx) {
+            // A released savepoint's locks are the parent's now, as
+            // PostgreSQL's transaction-level locks are.
+            (Ok(()), Some(parent)) => parent.mysql_locks.lock().await.extend(mysql_locks),
+            _ => release_mysql_locks(mysql_locks).await,
+        }
         match committed {
             Ok(()) => {
                 self.apply(effects);
@@ -303,33 +371,39 @@ impl Store {
         }
     }
 
-    /// Takes the advisory lock `key` until the transaction ends, waiting for
-    /// it if another process holds it; only on a store bound to a
-    /// transaction (elsewhere [`Refusal::NotInTransaction`]).
+    /// Takes the advisory lock `key` until the transaction ends, waiting at
+    /// most `timeout` for it if another transaction holds it; only on a
+    /// store bound to a transaction (elsewhere [`Refusal::NotInTransaction`]).
     ///
-    /// PostgreSQL: `pg_advisory_xact_lock(key)`, released by commit or
-    /// rollback. MySQL: `GET_LOCK('roster_<key>', timeout)` on a connection
-    /// of its own, released when the transaction ends (if the transaction is
-    /// abandoned, closing that connection releases it); not granted within
-    /// `timeout`, [`Error::LockNotGranted`], which is retryable. PostgreSQL
-    /// waits without `timeout`, up to the statement time limit. SQLite:
-    /// nothing to take: a read-write transaction already excludes every
-    /// other writer.
+    /// Not granted within `timeout`: [`Error::LockNotGranted`], which is
+    /// retryable, so [`Store::transaction`] runs the transaction again after
+    /// its backoff (a caller that handles the error itself can go on in the
+    /// same transaction). Taken in a nested transaction, the lock is
+    /// released if its savepoint rolls back, and otherwise lasts until the
+    /// outermost transaction ends.
+    ///
+    /// - PostgreSQL: `pg_advisory_xact_lock(key)` with `lock_timeout` set to
+    ///   `timeout` (rounded up to whole milliseconds, at least 1 ms) for
+    ///   that statement only, in a savepoint of its own so that a lock not
+    ///   granted leaves the transaction usable; one round trip when the
+    ///   lock is granted. Released by commit or rollback. The statement
+    ///   time limit ([`PoolSettings::statement_timeout`](crate::PoolSettings))
+    ///   still applies: a wait cut by it is an [`Error::Timeout`].
+    /// - MySQL/MariaDB: `GET_LOCK('roster_<key>', timeout)` on a connection
+    ///   of its own, released after the transaction ends (if the
+    ///   transaction is abandoned, closing that connection releases it).
+    /// - SQLite: nothing to take: a read-write transaction (`BEGIN
+    ///   IMMEDIATE`) already excludes every other writer, from its start,
+    ///   and `timeout` is not used (a second writer waits at `BEGIN`, up to
+    ///   the busy timeout). In a read-only SQLite transaction the call
+    ///   excludes nothing.
     pub async fn advisory_lock(&self, key: i64, timeout: Duration) -> Result<()> {
         let Some(state) = &self.tx else {
             return Err(Error::refused("-", Refusal::NotInTransaction));
         };
         let lock_err = |e| Error::from_db(Operation::AdvisoryLock, "-", e);
         match self.backend() {
-            DbBackend::Postgres => {
-                let stmt = sea_orm::Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT pg_advisory_xact_lock($1)",
-                    [key.into()],
-                );
-                state.txn.execute_raw(stmt).await.map_err(lock_err)?;
-                Ok(())
-            }
+            DbBackend::Postgres => pg_advisory_lock(&state.txn, key, timeout).await,
             DbBackend::MySql => {
                 let options = self.db.get_mysql_connection_pool().connect_options();
                 let mut conn = sqlx::MySqlConnection::connect_with(&options)
@@ -375,6 +449,53 @@ impl TxError for Error {
     fn is_retryable(&self) -> bool {
         Error::is_retryable(self)
     }
+}
+
+/// The savepoint [`pg_advisory_lock`] runs in.
+const PG_LOCK_SAVEPOINT: &str = "roster_advisory_lock";
+
+/// PostgreSQL's [`Store::advisory_lock`]: `pg_advisory_xact_lock` under a
+/// `lock_timeout` of `timeout`, put back as it was right after, in one
+/// round trip. `key` and the milliseconds are integers written into the
+/// text (a `DO` block takes no parameters).
+async fn pg_advisory_lock(
+    txn: &sea_orm::DatabaseTransaction,
+    key: i64,
+    timeout: Duration,
+) -> Result<()> {
+    // lock_timeout = 0 would mean "wait forever"; its maximum is i32::MAX ms.
+    let ms = timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .clamp(1, i32::MAX.unsigned_abs().into());
+    let sql = format!(
+        "SAVEPOINT {PG_LOCK_SAVEPOINT}; \
+         DO $$ DECLARE previous text := current_setting('lock_timeout'); BEGIN \
+         PERFORM set_config('lock_timeout', '{ms}ms', true); \
+         PERFORM pg_advisory_xact_lock(({key})::bigint); \
+         PERFORM set_config('lock_timeout', previous, true); END $$; \
+         RELEASE SAVEPOINT {PG_LOCK_SAVEPOINT}"
+    );
+    let Err(e) = txn.execute_unprepared(&sql).await else {
+        return Ok(());
+    };
+    // The failed statement aborted the transaction; rolling back to the
+    // savepoint (which also undoes the `lock_timeout`) makes it usable
+    // again. If the savepoint itself was never made, this fails too and
+    // the transaction stays as it was.
+    let undo =
+        format!("ROLLBACK TO SAVEPOINT {PG_LOCK_SAVEPOINT}; RELEASE SAVEPOINT {PG_LOCK_SAVEPOINT}");
+    if let Err(undo) = txn.execute_unprepared(&undo).await {
+        tracing::debug!(%undo, "rolling back the advisory lock's savepoint failed");
+    }
+    // 55P03 lock_not_available: lock_timeout expired.
+    if db_error::backend_code(&e).is_some_and(|c| c.is(DbBackend::Postgres, "55P03")) {
+        return Err(Error::LockNotGranted {
+            key,
+            waited: timeout,
+        });
+    }
+    Err(Error::from_db(Operation::AdvisoryLock, "-", e))
 }
 
 async fn release_mysql_locks(locks: Vec<sqlx::MySqlConnection>) {

@@ -15,7 +15,9 @@ use roster::store::{
 };
 use roster_testkit::{TestDb, backend_tests};
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 
 use super::{new_user, rename};
 use crate::fixtures::{self, UsersLocked};
@@ -129,23 +131,35 @@ async fn a_write_over_the_statement_timeout_names_its_operation(db: &TestDb) {
     }
 }
 
-/// MySQL: an advisory lock another session holds is not granted within
-/// the time asked for; the error says so and is retryable.
+/// An advisory lock another session holds (PostgreSQL's session-level
+/// `pg_advisory_lock`, which shares its keys with the store's
+/// transaction-level one; MySQL's `GET_LOCK` under the store's name) is not
+/// granted within the time asked for; the error says so and is retryable.
 async fn an_advisory_lock_held_elsewhere_is_not_granted(db: &TestDb) {
     let holder = one_session(db).await;
+    let (take, release) = match db.db_backend() {
+        DbBackend::Postgres => ("SELECT pg_advisory_lock(7)", "SELECT pg_advisory_unlock(7)"),
+        _ => (
+            "SELECT GET_LOCK('roster_7', 0)",
+            "SELECT RELEASE_LOCK('roster_7')",
+        ),
+    };
     holder
-        .execute_unprepared("SELECT GET_LOCK('roster_7', 0)")
+        .execute_unprepared(take)
         .await
         .expect("take the lock");
     let store = Store::new(db.conn().clone());
     let wait = Duration::from_millis(200);
-    let result = store
-        .transaction(TxOptions::new().max_attempts(1), |tx| async move {
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        store.transaction(TxOptions::new().max_attempts(1), |tx| async move {
             tx.advisory_lock(7, wait).await
-        })
-        .await;
+        }),
+    )
+    .await
+    .expect("the timeout, not the holder, ends the wait");
     holder
-        .execute_unprepared("SELECT RELEASE_LOCK('roster_7')")
+        .execute_unprepared(release)
         .await
         .expect("release the lock");
     holder.close().await.expect("close");
@@ -287,8 +301,8 @@ backend_tests!(migrated on [postgres, mysql]:
     a_loader_batch_over_the_statement_timeout_is_a_timeout,
     a_write_over_the_statement_timeout_names_its_operation,
 );
-// PostgreSQL waits on an advisory lock until the statement time limit.
-backend_tests!(migrated on [mysql]: an_advisory_lock_held_elsewhere_is_not_granted);
+// SQLite takes no advisory lock of its own (see `locks`).
+backend_tests!(migrated on [postgres, mysql]: an_advisory_lock_held_elsewhere_is_not_granted);
 // MySQL's locked read waits on the other insert (gap and record locks), and
 // SQLite has one writer: only PostgreSQL's read can miss a row in flight.
 backend_tests!(migrated on [postgres]: a_row_inserted_mid_chunk_is_retried_not_overwritten);

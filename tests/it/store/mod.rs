@@ -1,10 +1,16 @@
 //! The store against real databases: optimistic concurrency, write-through,
-//! typed errors, transactions with retry and cancellation.
+//! typed errors, transactions with retry and cancellation, nested
+//! transactions, isolation levels, advisory locks, and streaming.
 
 mod concurrency;
 mod crud;
 mod errors;
+mod isolation;
+mod locks;
+mod nested;
 mod pool;
+mod retries;
+mod stream;
 mod transactions;
 mod upsert;
 
