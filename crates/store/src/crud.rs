@@ -91,11 +91,17 @@ impl Store {
                 })?
         } else {
             insert.returning_all();
+            // Read to the end, not just the first row: on SQLite an
+            // autocommit statement commits when it is stepped past its last
+            // row, and a commit that fails (the database busy) must fail the
+            // insert, not vanish with a dropped cursor.
             let row = self
                 .connection()
-                .query_one(&insert)
+                .query_all(&insert)
                 .await
                 .map_err(insert_err)?
+                .into_iter()
+                .next()
                 .ok_or(Error::refused(E::TABLE, Refusal::NoRowReturned))?;
             E::Model::from_query_result(&row, "").map_err(insert_err)?
         };

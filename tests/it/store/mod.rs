@@ -10,6 +10,7 @@ mod locks;
 mod nested;
 mod pool;
 mod retries;
+mod sqlite_busy;
 mod stream;
 mod transactions;
 mod upsert;
