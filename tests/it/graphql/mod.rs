@@ -2,11 +2,13 @@
 //! test, a `reqwest` client, every backend.
 
 mod abuse;
+mod connections;
 mod endpoints;
 mod limits;
 mod load;
 mod mutations;
 mod nested;
+mod node;
 mod readme;
 mod timeouts;
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{error_code, start};
 
-const USER_FIELDS: &str = "id name surname email externalId lastchange";
+const USER_FIELDS: &str = "id globalId name surname email externalId lastchange";
 
 async fn insert_user(server: &super::Server, name: &str) -> Value {
     let query = format!("mutation($u: UserInsert!) {{ userInsert(user: $u) {{ {USER_FIELDS} }} }}");

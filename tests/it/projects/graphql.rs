@@ -169,7 +169,7 @@ async fn roster_s_own_conflicts_still_show_the_stored_row(db: &TestDb) {
     let id = insert_user(&server, "Ada").await;
     let read = server
         .data(
-            "query($id: ID!) { user(id: $id) { id name surname email externalId lastchange } }",
+            "query($id: ID!) { user(id: $id) { id globalId name surname email externalId lastchange } }",
             json!({ "id": id }),
         )
         .await["user"]
