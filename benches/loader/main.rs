@@ -180,19 +180,29 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
         }
     }
     let mut fan_out = Vec::new();
+    let mut fan_out_connections = Vec::new();
     for run in 0..args.runs {
-        let sample = workloads::fan_out(&conn, sizes.requests)
-            .await
-            .context("fan-out")?;
-        eprintln!(
-            "{} run {}/{}: fan-out     roster GraphQL schema {:>10.0} requests/s ({:.0} statements/request)",
-            db.backend.name(),
-            run + 1,
-            args.runs,
-            sample.value,
-            sample.statements
-        );
-        fan_out.push(sample);
+        for (query, kind, into) in [
+            (workloads::FAN_OUT_QUERY, "lists      ", &mut fan_out),
+            (
+                workloads::FAN_OUT_CONNECTION_QUERY,
+                "connections",
+                &mut fan_out_connections,
+            ),
+        ] {
+            let sample = workloads::fan_out(&conn, sizes.requests, query)
+                .await
+                .context("fan-out")?;
+            eprintln!(
+                "{} run {}/{}: fan-out {kind} roster GraphQL schema {:>10.0} requests/s ({:.0} statements/request)",
+                db.backend.name(),
+                run + 1,
+                args.runs,
+                sample.value,
+                sample.statements
+            );
+            into.push(sample);
+        }
     }
     let mut memory = Vec::new();
     let burst = workloads::id_sets(&db.user_ids, 1, 1000, 1000, 42)
@@ -216,6 +226,7 @@ async fn run_backend(db: &BenchDb, args: &Args, sizes: Sizes) -> Result<BackendR
         memory,
         pool,
         fan_out,
+        fan_out_connections,
     })
 }
 

@@ -26,6 +26,8 @@ pub struct BackendReport {
     pub pool: Vec<PoolRow>,
     /// The GraphQL fan-out through Roster's schema, one sample per run.
     pub fan_out: Vec<Sample>,
+    /// The same fan-out through cursor connections, one sample per run.
+    pub fan_out_connections: Vec<Sample>,
 }
 
 /// One pool setting's figures for one contender (medians).
@@ -186,19 +188,31 @@ pub fn markdown(machine: &Machine, reports: &[BackendReport]) -> String {
         if !r.fan_out.is_empty() {
             let _ = writeln!(
                 out,
-                "\nGraphQL fan-out through Roster's schema, in-process, fresh loaders per request: \
-                 `{}`\n",
-                crate::workloads::FAN_OUT_QUERY
+                "\nGraphQL fan-out through Roster's schema, in-process, fresh loaders per request, \
+                 as offset lists: `{}`; and as cursor connections: `{}`\n",
+                crate::workloads::FAN_OUT_QUERY,
+                crate::workloads::FAN_OUT_CONNECTION_QUERY
             );
-            let _ = writeln!(out, "| requests/s | statements/request | loader levels |");
-            let _ = writeln!(out, "|--:|--:|--:|");
             let _ = writeln!(
                 out,
-                "| {} | {} | {} |",
-                fmt_value(median(r.fan_out.iter().map(|s| s.value))),
-                fmt_value(median(r.fan_out.iter().map(|s| s.statements))),
-                crate::workloads::FAN_OUT_LEVELS
+                "| query | requests/s | statements/request | loader levels |"
             );
+            let _ = writeln!(out, "|---|--:|--:|--:|");
+            for (kind, samples) in [
+                ("lists", &r.fan_out),
+                ("connections", &r.fan_out_connections),
+            ] {
+                if samples.is_empty() {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "| {kind} | {} | {} | {} |",
+                    fmt_value(median(samples.iter().map(|s| s.value))),
+                    fmt_value(median(samples.iter().map(|s| s.statements))),
+                    crate::workloads::FAN_OUT_LEVELS
+                );
+            }
         }
         if !r.memory.is_empty() {
             let _ = writeln!(
@@ -317,10 +331,16 @@ pub fn targets(r: &BackendReport) -> Vec<String> {
             met(x <= 1.2)
         ));
     }
-    if !r.fan_out.is_empty() {
-        let statements = median(r.fan_out.iter().map(|s| s.statements));
+    for (kind, samples) in [
+        ("fan-out", &r.fan_out),
+        ("fan-out (connections)", &r.fan_out_connections),
+    ] {
+        if samples.is_empty() {
+            continue;
+        }
+        let statements = median(samples.iter().map(|s| s.statements));
         lines.push(format!(
-            "fan-out: {} statements/request for {} loader levels (target: equal: {})",
+            "{kind}: {} statements/request for {} loader levels (target: equal: {})",
             fmt_value(statements),
             crate::workloads::FAN_OUT_LEVELS,
             met(statements <= crate::workloads::FAN_OUT_LEVELS)

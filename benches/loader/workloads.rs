@@ -208,11 +208,16 @@ pub const FAN_OUT_QUERY: &str =
 /// Its loader levels: the page of groups, then `groupType` and `users` (one
 /// loader each), then the users' `groups`.
 pub const FAN_OUT_LEVELS: f64 = 4.0;
+/// The same fan-out through cursor connections (the same rows, plus
+/// `pageInfo` at each level).
+pub const FAN_OUT_CONNECTION_QUERY: &str = "{ groupsConnection(first: 50) { nodes { groupType { name } \
+     usersConnection(first: 100) { pageInfo { hasNextPage } nodes { groupsConnection(first: 5) { \
+     nodes { name } } } } } } }";
 
 /// Fan-out: the nested query through Roster's schema, in-process, one fresh
 /// loader set per request (as the server makes them). The figure is
 /// requests per second of the median request.
-pub async fn fan_out(conn: &Conn, requests: usize) -> Result<Sample> {
+pub async fn fan_out(conn: &Conn, requests: usize, query: &'static str) -> Result<Sample> {
     let schema = roster::graphql::schema();
     let metrics = std::sync::Arc::new(roster::loader::LoaderMetrics::new());
     let one = || {
@@ -221,11 +226,8 @@ pub async fn fan_out(conn: &Conn, requests: usize) -> Result<Sample> {
         let db = conn.db.clone();
         tokio::spawn(async move {
             let loaders = roster::graphql::request_loaders(&db, &metrics);
-            let request = roster::graphql::request_data(
-                async_graphql::Request::new(FAN_OUT_QUERY),
-                &loaders,
-                &db,
-            );
+            let request =
+                roster::graphql::request_data(async_graphql::Request::new(query), &loaders, &db);
             let response = schema.execute(request).await;
             anyhow::ensure!(response.errors.is_empty(), "fan-out: {:?}", response.errors);
             Ok::<_, anyhow::Error>(())
