@@ -253,15 +253,22 @@ impl Loaders {
     }
 
     /// After a write of `row` to `E`'s table: the by-id cache holds the row
-    /// as written (or, for `Err(id)`, knows the row `id` is gone), and every
-    /// cache a write to that table can make stale is emptied.
+    /// as written, and every cache a write to that table can make stale is
+    /// emptied. `Err(id)`: the row `id` is gone; a deletion may cascade to
+    /// rows of other tables (a user's memberships), so every cache is
+    /// emptied, and the by-id cache then knows the row is gone.
     pub fn wrote<E: StoreEntity>(&self, row: Result<&E::Model, i64>) {
-        let by_id = self.by_id::<E>();
         match row {
-            Ok(model) => by_id.prime(E::id_of(model), Some(Arc::new(model.clone()))),
-            Err(id) => by_id.prime(id, None),
+            Ok(model) => {
+                let id = E::id_of(model);
+                self.by_id::<E>().prime(id, Some(Arc::new(model.clone())));
+                self.stale(E::TABLE);
+            }
+            Err(id) => {
+                self.clear_all();
+                self.by_id::<E>().prime(id, None);
+            }
         }
-        self.stale(E::TABLE);
     }
 
     /// After writes to many rows of `E`'s table (an upsert): empties `E`'s

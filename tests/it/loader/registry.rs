@@ -122,7 +122,59 @@ async fn a_membership_change_empties_the_relation_caches_of_its_table(db: &TestD
     );
 }
 
+async fn a_deletion_empties_the_caches_its_cascade_reaches(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let ada = store
+        .insert::<user::Entity>(user::ActiveModel {
+            name: Set(Some("Ada".into())),
+            ..Default::default()
+        })
+        .await
+        .expect("ada");
+    let admins = store
+        .insert::<group::Entity>(group::ActiveModel {
+            name: Set(Some("admins".into())),
+            ..Default::default()
+        })
+        .await
+        .expect("admins");
+    assert!(store.add_membership(ada.id, admins.id).await.expect("add"));
+    let membership = store.loaders().by_key::<users_groups::Entity, (i64, i64)>((
+        users_groups::Column::UserId,
+        users_groups::Column::GroupId,
+    ));
+    let row = membership
+        .load((ada.id, admins.id))
+        .await
+        .expect("load")
+        .expect("a membership");
+    let by_id = store.loader::<users_groups::Entity>();
+    assert!(by_id.load(row.id).await.expect("load").is_some());
+
+    // Deleting the user deletes the membership too (ON DELETE CASCADE).
+    store
+        .delete::<user::Entity>(ada.id, None)
+        .await
+        .expect("delete");
+    assert!(
+        membership
+            .load((ada.id, admins.id))
+            .await
+            .expect("load")
+            .is_none()
+    );
+    assert!(by_id.load(row.id).await.expect("load").is_none());
+    assert!(
+        store
+            .get::<user::Entity>(ada.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+}
+
 backend_tests!(migrated:
+    a_deletion_empties_the_caches_its_cascade_reaches,
     a_request_that_reads_one_table_builds_one_loader,
     loaders_are_made_per_entity_key_relation_and_limit,
     a_membership_change_empties_the_relation_caches_of_its_table,
