@@ -173,23 +173,29 @@ fn variant_of(field: &Ident) -> Ident {
     Ident::new(&name.to_upper_camel_case(), field.span())
 }
 
-/// Where `roster_entity` is for the crate being compiled: its own name if
-/// it depends on `roster-entity`, else `roster::entity` if it depends on
-/// the facade; `#[store(crate = "…")]` overrides it.
+/// Where the traits are for the crate being compiled: its dependency on
+/// `roster-entity`, else on `roster-store` (which re-exports them), else on
+/// the `roster` facade (`roster::entity`); `#[store(crate = "…")]`
+/// overrides it.
 fn entity_crate() -> Path {
     use proc_macro_crate::{FoundCrate, crate_name};
-    match crate_name("roster-entity") {
-        Ok(FoundCrate::Itself) => syn::parse_quote!(::roster_entity),
-        Ok(FoundCrate::Name(name)) => {
-            let name = Ident::new(&name, Span::call_site());
-            syn::parse_quote!(::#name)
-        }
-        Err(_) => match crate_name("roster") {
-            Ok(FoundCrate::Name(name)) => {
-                let name = Ident::new(&name, Span::call_site());
-                syn::parse_quote!(::#name::entity)
+    let named = |name: &str| Ident::new(name, Span::call_site());
+    if let Ok(found) = crate_name("roster-entity") {
+        return match found {
+            FoundCrate::Itself => syn::parse_quote!(::roster_entity),
+            FoundCrate::Name(name) => {
+                let name = named(&name);
+                syn::parse_quote!(::#name)
             }
-            _ => syn::parse_quote!(::roster_entity),
-        },
+        };
     }
+    if let Ok(FoundCrate::Name(name)) = crate_name("roster-store") {
+        let name = named(&name);
+        return syn::parse_quote!(::#name);
+    }
+    if let Ok(FoundCrate::Name(name)) = crate_name("roster") {
+        let name = named(&name);
+        return syn::parse_quote!(::#name::entity);
+    }
+    syn::parse_quote!(::roster_entity)
 }

@@ -14,9 +14,9 @@
 //! - the upsert conflict key: `#[store(upsert_key(a, b))]` on the struct,
 //!   the primary key by default. When it is another unique key, the
 //!   primary key is left to the database on upsert.
-//! - `#[store(crate = "path")]`: where `roster_entity` is; by default the
-//!   crate's own dependency on `roster-entity`, or `roster::entity` for a
-//!   crate that depends on the `roster` facade only.
+//! - `#[store(crate = "path")]`: where the traits are; by default the
+//!   crate's own dependency on `roster-entity`, else `roster-store`, else
+//!   `roster::entity` for a crate that depends on the `roster` facade only.
 
 mod attrs;
 
@@ -43,7 +43,8 @@ fn expand(d: &Description) -> proc_macro2::TokenStream {
     let id_field = &d.id.field;
     let id_variant = &d.id.variant;
     let key_variants = d.upsert_key.iter().map(|c| &c.variant);
-    let generated = if d.upsert_key.len() == 1 && d.upsert_key[0].field == d.id.field {
+    // The id is left to the database when the upsert key does not hold it.
+    let generated = if d.upsert_key.iter().any(|c| c.field == d.id.field) {
         quote!(::std::vec::Vec::new())
     } else {
         quote!(::std::vec![Column::#id_variant])
@@ -57,16 +58,7 @@ fn expand(d: &Description) -> proc_macro2::TokenStream {
                 quote!(::std::option::Option::Some(Column::#variant)),
                 quote!(::std::option::Option::Some(model.#field)),
                 quote! {
-                    impl #krate::Versioned for Entity {
-                        fn lastchange_column() -> Column {
-                            Column::#variant
-                        }
-                        fn lastchange_of(
-                            model: &Model,
-                        ) -> #private::chrono::DateTime<#private::chrono::Utc> {
-                            model.#field
-                        }
-                    }
+                    impl #krate::Versioned for Entity {}
                 },
             )
         }

@@ -38,13 +38,15 @@ use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, FromQueryResul
 ///     impl ActiveModelBehavior for ActiveModel {}
 /// }
 ///
-/// use roster_entity::{StoreEntity, Versioned};
+/// use roster_entity::StoreEntity;
 /// use sea_orm::Iden;
 ///
 /// assert_eq!(project::Entity::TABLE, "projects");
-/// assert_eq!(project::Entity::lastchange_column().to_string(), "lastchange");
-/// let key: Vec<String> = project::Entity::conflict_columns().iter().map(|c| c.to_string()).collect();
-/// assert_eq!(key, ["name"]);
+/// assert_eq!(project::Entity::version_column().map(|c| c.to_string()).as_deref(), Some("lastchange"));
+/// let names = |columns: Vec<project::Column>| columns.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+/// assert_eq!(names(project::Entity::conflict_columns()), ["name"]);
+/// // The key is not the id: the database makes the id on an upsert's insert.
+/// assert_eq!(names(project::Entity::generated_columns()), ["id"]);
 /// ```
 pub trait StoreEntity:
     EntityTrait<
@@ -52,7 +54,8 @@ pub trait StoreEntity:
         ActiveModel: ActiveModelTrait<Entity = Self> + ActiveModelBehavior + Clone + Send + Sync,
     >
 {
-    /// The table's name, for errors, logs and metrics.
+    /// The table's name, for errors, logs and metrics (the derive takes
+    /// sea-orm's; caches are invalidated by sea-orm's table name).
     const TABLE: &'static str;
 
     /// The primary-key column.
@@ -76,20 +79,20 @@ pub trait StoreEntity:
     fn version_of(model: &Self::Model) -> Option<DateTime<Utc>>;
 }
 
-/// A [`StoreEntity`] with a `lastchange` column, the token of optimistic
-/// concurrency: the store's `update` and checked `delete` need one.
+/// A [`StoreEntity`] with a `lastchange` column
+/// ([`version_column`](StoreEntity::version_column) is `Some`), the token of
+/// optimistic concurrency: the store's `update` needs one. The derive
+/// implements it exactly when the table has the column; it adds nothing to
+/// [`StoreEntity`], so the column has one name only.
 ///
 /// ```
 /// use roster_entity::{StoreEntity, Versioned, user};
 /// use sea_orm::Iden;
 ///
-/// assert_eq!(user::Entity::lastchange_column().to_string(), "lastchange");
+/// fn version_column<E: Versioned>() -> String {
+///     E::version_column().map(|c| c.to_string()).unwrap_or_default()
+/// }
+/// assert_eq!(version_column::<user::Entity>(), "lastchange");
 /// assert_eq!(user::Entity::id_column().to_string(), "id");
 /// ```
-pub trait Versioned: StoreEntity {
-    /// The optimistic-concurrency column, `lastchange`.
-    fn lastchange_column() -> Self::Column;
-
-    /// The `lastchange` of a row.
-    fn lastchange_of(model: &Self::Model) -> DateTime<Utc>;
-}
+pub trait Versioned: StoreEntity {}

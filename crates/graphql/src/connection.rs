@@ -102,8 +102,10 @@ pub struct TotalCount(Counting);
 
 #[Object]
 impl TotalCount {
-    /// How many rows the whole list holds (one more statement; ask for it
-    /// only when it is shown).
+    /// How many rows the whole list holds (one more statement, counting
+    /// every row: it costs as much as a write; ask for it only when it is
+    /// shown).
+    #[graphql(complexity = "count_complexity()")]
     async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
         match &self.0 {
             Counting::Rows { count, condition } => {
@@ -115,6 +117,11 @@ impl TotalCount {
             }
         }
     }
+}
+
+/// The complexity of `totalCount`, the cost model's weight of a count.
+fn count_complexity() -> usize {
+    crate::query::clamp_complexity(crate::cost::COUNT_COST)
 }
 
 fn count_rows<E: StoreEntity>(

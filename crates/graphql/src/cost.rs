@@ -34,6 +34,10 @@ use written::check_written;
 /// and a commit, weighed like reading a thousand values.
 pub const WRITE_COST: u64 = 1_000;
 
+/// What a connection's `totalCount` costs: a `COUNT(*)` over every row of
+/// the list, weighed like a write.
+pub(crate) const COUNT_COST: u64 = WRITE_COST;
+
 /// The cost of a list field of at most `rows` rows, each selecting `child`.
 pub(crate) fn list_cost(rows: u64, child: u64) -> u64 {
     rows.saturating_mul(child.saturating_add(1))
@@ -103,6 +107,8 @@ struct FieldShape {
     ty: Name,
     /// `Some` for a list field or a connection.
     rows: Option<Rows>,
+    /// A connection's `totalCount`: it counts every row of its list.
+    counts: bool,
 }
 
 /// The schema's object types and their fields, read from its SDL.
@@ -137,6 +143,7 @@ impl CostModel {
                             let shape = FieldShape {
                                 ty: named(&field.ty.node).clone(),
                                 rows: rows_of(&field, page),
+                                counts: page && field.name.node == "totalCount",
                             };
                             (field.name.node, shape)
                         })
@@ -464,6 +471,11 @@ impl<'a> Walk<'a> {
             Some(rows) => list_cost(self.rows(field, rows), children.cost),
             None => children.cost.saturating_add(1),
         };
+        let cost = if shape.is_some_and(|s| s.counts) {
+            cost.saturating_add(COUNT_COST)
+        } else {
+            cost
+        };
         let cost = if writes {
             write_cost(children.cost).max(cost)
         } else {
@@ -491,15 +503,24 @@ impl<'a> Walk<'a> {
                 .map(|(_, v)| &v.node)
         };
         let count = match rows {
-            Rows::Limit(default) | Rows::First(default) => {
-                let name = if matches!(rows, Rows::First(_)) {
-                    "first"
-                } else {
-                    "limit"
-                };
-                match argument(name) {
+            Rows::Limit(default) => match argument("limit") {
+                Some(value) => self.resolve(value, int),
+                None => *default,
+            }
+            .map(|n| u64::try_from(n.max(1)).unwrap_or(1)),
+            // A connection that also takes `last` (a service's, paging
+            // backwards) counts the larger of the two.
+            Rows::First(default) => {
+                let first = match argument("first") {
                     Some(value) => self.resolve(value, int),
                     None => *default,
+                };
+                let last = argument("last").map(|value| self.resolve(value, int));
+                match last {
+                    None => first,
+                    // A `last` whose value is unknown counts the most.
+                    Some(None) => None,
+                    Some(Some(last)) => Some(first.map_or(last, |first| first.max(last))),
                 }
                 .map(|n| u64::try_from(n.max(1)).unwrap_or(1))
             }

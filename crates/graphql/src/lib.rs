@@ -99,5 +99,7 @@ pub use query::{
 pub use refusal::{Reason, Refusal};
 pub use row::{Row, RowObject, store_error, stored};
 pub use scalars::DateTime;
-pub use schema::{RosterSchema, Served, build_schema, request_data, request_loaders, schema};
+pub use schema::{
+    LimitedSchema, RosterSchema, Served, build_schema, request_data, request_loaders, schema,
+};
 pub use types::{AddedFields, Group, GroupType, NoFields, User, loaders, store};

@@ -3,6 +3,7 @@
 //! `CONFLICT` carries `extensions.current` resolved through the same GraphQL
 //! type, so the conflict says the row in exactly the shape the API gives it.
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -41,7 +42,7 @@ pub type Row<E> = <E as EntityTrait>::Model;
 ///     }
 /// }
 /// ```
-pub trait RowObject: OutputType + Sized {
+pub trait RowObject: OutputType + Sized + 'static {
     /// The entity whose rows this type shows.
     type Entity: StoreEntity;
 
@@ -84,34 +85,52 @@ pub async fn store_error<T: RowObject>(
     api.extend()
 }
 
-/// `object` resolved through the row selection of its type.
-async fn resolve_row<T: OutputType>(ctx: &Context<'_>, object: &T) -> Option<serde_json::Value> {
-    let selection = row_selection(&ctx.schema_env.registry, &T::type_name())?;
+/// `object` resolved through the row selection of its type (`None`, logged,
+/// if that fails: the conflict is still a `CONFLICT`, without the row).
+async fn resolve_row<T: OutputType + 'static>(
+    ctx: &Context<'_>,
+    object: &T,
+) -> Option<serde_json::Value> {
+    let type_name = T::type_name();
+    let Some(selection) = row_selection::<T>(&ctx.schema_env.registry, &type_name) else {
+        tracing::error!(%type_name, "no row selection for a conflict's extensions.current");
+        return None;
+    };
     let fields = ctx.with_selection_set(selection);
-    let value = T::resolve(object, &fields, ctx.item).await.ok()?;
-    value.into_json().ok()
+    match T::resolve(object, &fields, ctx.item).await {
+        Ok(value) => value.into_json().ok(),
+        Err(error) => {
+            tracing::error!(
+                %type_name,
+                error = %error.message,
+                "resolving a conflict's stored row failed"
+            );
+            None
+        }
+    }
 }
 
-/// The selection `{ scalar … object { id } }` of an object type, made once
-/// per type from the schema's registry and kept for the program's life
-/// (one per type: bounded by the schema).
-fn row_selection(
+/// The selection `{ scalar … object { id } }` of the object type `T` (named
+/// `type_name` in `registry`), made once per Rust type (`User<F>` of two
+/// schemas has two, with different fields) and kept for the program's life:
+/// bounded by the program's types, never by a request.
+fn row_selection<T: 'static>(
     registry: &Registry,
     type_name: &str,
 ) -> Option<&'static Positioned<SelectionSet>> {
-    static SELECTIONS: OnceLock<Mutex<HashMap<String, &'static ExecutableDocument>>> =
+    static SELECTIONS: OnceLock<Mutex<HashMap<TypeId, &'static ExecutableDocument>>> =
         OnceLock::new();
     let mut made = SELECTIONS
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let document = match made.get(type_name) {
+    let document = match made.get(&TypeId::of::<T>()) {
         Some(document) => *document,
         None => {
             let text = row_selection_text(registry, type_name)?;
             let document = async_graphql::parser::parse_query(text).ok()?;
             let document: &'static ExecutableDocument = Box::leak(Box::new(document));
-            made.insert(type_name.to_owned(), document);
+            made.insert(TypeId::of::<T>(), document);
             document
         }
     };

@@ -18,7 +18,26 @@ use crate::mutation::Mutation;
 use crate::query::Query;
 
 /// The Roster schema type.
-pub type RosterSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type RosterSchema = LimitedSchema<Query, Mutation, EmptySubscription>;
+
+/// A schema with Roster's limits and scope checks, as [`build_schema`] makes
+/// it: the only kind a server can serve ([`Served`]). It derefs to the
+/// async-graphql `Schema` (`execute`, `sdl`, …).
+pub struct LimitedSchema<Q, M, S>(Schema<Q, M, S>);
+
+impl<Q, M, S> Clone for LimitedSchema<Q, M, S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<Q, M, S> std::ops::Deref for LimitedSchema<Q, M, S> {
+    type Target = Schema<Q, M, S>;
+
+    fn deref(&self) -> &Schema<Q, M, S> {
+        &self.0
+    }
+}
 
 /// Roster's schema with Roster's limits; see [`build_schema`].
 pub fn schema() -> RosterSchema {
@@ -46,24 +65,27 @@ pub fn schema() -> RosterSchema {
 /// loaders and store it reads and writes through.
 /// The cost model is read from the schema's own SDL, so a service's list
 /// fields with a `limit` argument are counted like Roster's.
-pub fn build_schema<Q, M, S>(query: Q, mutation: M, subscription: S) -> Schema<Q, M, S>
+pub fn build_schema<Q, M, S>(query: Q, mutation: M, subscription: S) -> LimitedSchema<Q, M, S>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
-    Schema::build(query, mutation, subscription)
+    let schema = Schema::build(query, mutation, subscription)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
         .extension(ScopeCheck)
         .extension(RequestLimits::<Schema<Q, M, S>>::new())
         .extension(ErrorCodes)
-        .finish()
+        .finish();
+    LimitedSchema(schema)
 }
 
 /// What a server needs of a schema built with [`build_schema`], whatever
-/// its root types: `roster-server` serves any `Served`.
+/// its root types: `roster-server` serves any `Served`, and only schemas
+/// with Roster's limits and scope checks are (a bare async-graphql
+/// `Schema` is not).
 #[async_graphql::async_trait::async_trait]
 pub trait Served: Send + Sync + 'static {
     /// Runs one request (made with [`request_data`]).
@@ -79,18 +101,18 @@ pub trait Served: Send + Sync + 'static {
 }
 
 #[async_graphql::async_trait::async_trait]
-impl<Q, M, S> Served for Schema<Q, M, S>
+impl<Q, M, S> Served for LimitedSchema<Q, M, S>
 where
     Q: ObjectType + 'static,
     M: ObjectType + 'static,
     S: SubscriptionType + 'static,
 {
     async fn execute(&self, request: Request) -> Response {
-        Schema::execute(self, request).await
+        self.0.execute(request).await
     }
 
     fn admit(&self, batch: &mut BatchRequest) -> Result<(), crate::Refusal> {
-        crate::limits::admit_to::<Self>(|| self.sdl(), batch)
+        crate::limits::admit_to::<Schema<Q, M, S>>(|| self.0.sdl(), batch)
     }
 }
 

@@ -128,6 +128,9 @@ impl Store {
         E: Versioned,
     {
         self.check_writable(E::TABLE)?;
+        // `Versioned` is derived only for a table with a version column.
+        let version =
+            E::version_column().ok_or_else(|| Error::refused(E::TABLE, Refusal::NotVersioned))?;
         let backend = self.backend();
         let expected = lastchange::truncate_to_micros(expected);
         let new = lastchange::next(expected, Utc::now());
@@ -136,7 +139,7 @@ impl Store {
             let ActiveValue::Set(value) = changes.get(column) else {
                 continue;
             };
-            if column.as_str() == E::lastchange_column().as_str() {
+            if column.as_str() == version.as_str() {
                 return Err(Error::refused(E::TABLE, Refusal::LastchangeSet));
             }
             if column.as_str() == E::id_column().as_str() {
@@ -148,13 +151,9 @@ impl Store {
             update = update.col_expr(column, Expr::val(value));
         }
         let update = update
-            .col_expr(E::lastchange_column(), lastchange::value(backend, new))
+            .col_expr(version, lastchange::value(backend, new))
             .filter(E::id_column().eq(id))
-            .filter(lastchange::equals(
-                backend,
-                E::lastchange_column(),
-                expected,
-            ));
+            .filter(lastchange::equals(backend, version, expected));
         let update_err = |e| Error::from_db(Operation::Update, E::TABLE, e);
 
         let updated = if backend == DbBackend::MySql {

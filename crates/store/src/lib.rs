@@ -42,6 +42,11 @@ pub use lastchange::truncate_to_micros;
 pub use loaders::Loaders;
 pub use pool::PoolSettings;
 pub use roster_entity::{StoreEntity, Versioned};
+
+/// What `#[derive(StoreEntity)]` refers to in a crate that depends on this
+/// one only; not an API.
+#[doc(hidden)]
+pub use roster_entity::__private;
 pub use sea_orm::IsolationLevel;
 pub use store::Store;
 pub use transaction::{RetryPolicy, TxOptions};

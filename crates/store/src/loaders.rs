@@ -5,7 +5,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use roster_entity::StoreEntity;
 use roster_loader::{
@@ -64,9 +64,9 @@ struct Shared {
     db: DatabaseConnection,
     metrics: Arc<LoaderMetrics>,
     scope: LoaderScope,
-    /// The loaders made so far. The lock is held only to look up or insert
-    /// a loader, or to walk them when clearing, never across an `.await`.
-    made: Mutex<HashMap<Slot, Made>>,
+    /// The loaders made so far. Read-locked to look one up or walk them
+    /// when clearing, write-locked to insert one; never across an `.await`.
+    made: RwLock<HashMap<Slot, Made>>,
 }
 
 /// Where a loader sits in the registry.
@@ -115,7 +115,7 @@ impl Loaders {
                 db,
                 metrics,
                 scope: LoaderScope::new(),
-                made: Mutex::default(),
+                made: RwLock::default(),
             }),
         }
     }
@@ -152,7 +152,7 @@ impl Loaders {
                 EntitySource::<E, K>::unique(self.shared.db.clone(), columns),
                 self.options().primes(&by_id, E::id_of),
             );
-            (loader, vec![E::TABLE])
+            (loader, vec![E::default().table_name()])
         })
     }
 
@@ -262,7 +262,7 @@ impl Loaders {
             Ok(model) => {
                 let id = E::id_of(model);
                 self.by_id::<E>().prime(id, Some(Arc::new(model.clone())));
-                self.stale(E::TABLE);
+                self.stale(E::default().table_name());
             }
             Err(id) => {
                 self.clear_all();
@@ -277,7 +277,7 @@ impl Loaders {
         if let Some(by_id) = self.find::<E::Model, i64>(&Slot::ById(TypeId::of::<E>())) {
             by_id.clear_all();
         }
-        self.stale(E::TABLE);
+        self.stale(E::default().table_name());
     }
 
     /// Empties every cache of keys or relations a write to `table` can make
@@ -298,7 +298,7 @@ impl Loaders {
 
     /// How many loaders this request has made so far.
     pub fn made(&self) -> usize {
-        self.lock().len()
+        self.read().len()
     }
 
     /// The metrics these loaders record into.
@@ -313,15 +313,22 @@ impl Loaders {
             .metrics(self.shared.metrics.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Slot, Made>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Slot, Made>> {
         self.shared
             .made
-            .lock()
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Slot, Made>> {
+        self.shared
+            .made
+            .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn each(&self, f: impl Fn(&Made)) {
-        self.lock().values().for_each(f);
+        self.read().values().for_each(f);
     }
 
     fn find<V, K>(&self, slot: &Slot) -> Option<Loader<V, K>>
@@ -329,7 +336,7 @@ impl Loaders {
         V: Send + Sync + 'static,
         K: Key,
     {
-        self.lock()
+        self.read()
             .get(slot)
             .and_then(|made| made.loader.downcast_ref::<Loader<V, K>>())
             .cloned()
@@ -350,7 +357,7 @@ impl Loaders {
             return loader;
         }
         let (loader, stale_after) = make();
-        let mut made = self.lock();
+        let mut made = self.write();
         if let Some(existing) = made
             .get(&slot)
             .and_then(|m| m.loader.downcast_ref::<Loader<V, K>>())

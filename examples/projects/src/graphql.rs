@@ -22,7 +22,7 @@ use sea_orm::{ColumnTrait, Condition};
 use crate::entity::{project, users_projects};
 
 /// Roster's schema with this service's objects merged in.
-pub type Schema = async_graphql::Schema<Query, Mutation, EmptySubscription>;
+pub type Schema = roster_graphql::LimitedSchema<Query, Mutation, EmptySubscription>;
 
 /// The schema, with Roster's limits (cost, depth, …) counting this
 /// service's fields too.

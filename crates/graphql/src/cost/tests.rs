@@ -273,3 +273,26 @@ fn deeply_nested_input_values_do_not_overflow_the_parser() {
         .expect("no panic");
     assert!(result.is_err(), "pest stops at its stack limit");
 }
+
+#[test]
+fn a_connection_counts_its_first_rows_once_and_its_total_count_like_a_write() {
+    // 1 (the connection) + 10 × (1 edges/nodes row + 1 (nodes) + 1 (name)) ...
+    let page = cost("{ usersConnection(first: 10) { nodes { name } } }");
+    let bigger = cost("{ usersConnection(first: 20) { nodes { name } } }");
+    assert!(bigger > page && bigger < 3 * page, "{page} {bigger}");
+    let counted = cost("{ usersConnection(first: 10) { totalCount nodes { name } } }");
+    assert!(counted >= page + COUNT_COST, "{page} {counted}");
+    // Nested lists of a page are bounded by its `first`, not by MAX_LIMIT.
+    let nested = cost(
+        "{ groupsConnection(first: 5) { nodes { usersConnection(first: 5) { nodes { name } } } } }",
+    );
+    assert!(nested < 1_000, "{nested}");
+}
+
+#[test]
+fn many_counts_in_one_document_are_refused() {
+    let aliases: String = (0..150)
+        .map(|i| format!("c{i}: usersConnection(first: 1) {{ totalCount }} "))
+        .collect();
+    assert_eq!(reason(&format!("{{ {aliases} }}")), Reason::Cost);
+}
