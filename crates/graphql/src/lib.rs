@@ -23,7 +23,12 @@
 //!   answer size), checked before async-graphql validates or runs it;
 //!   [`admit`] checks a batch as a whole, [`encode`] bounds the answer;
 //!   [`Refusal`] and its [`Reason`] (`extensions.reason`).
-//! - [`Query`], [`Mutation`]: the root types; [`User`], [`Group`],
+//! - [`Query`], [`Mutation`]: the root types; [`UserFilter`] and
+//!   [`GroupFilter`], the `filter` of the `users` and `groups` pages;
+//!   lookups by the keys other systems use (`userByExternalId`,
+//!   `userByEmail`, `groupByExternalId` and list forms), batched on the
+//!   request's key loaders; [`MAX_EMAIL_BYTES`] and [`MAX_TEXT_BYTES`],
+//!   the bounds on their text; [`User`], [`Group`],
 //!   [`GroupType`]: the output types, each generic over the
 //!   [`AddedFields`] a service adds ([`NoFields`] by default);
 //!   [`DateTime`]: the scalar.
@@ -66,7 +71,10 @@
 mod caller;
 mod cost;
 mod error;
+mod filter;
+mod input;
 pub mod limits;
+mod lookup;
 mod mutation;
 mod query;
 mod refusal;
@@ -78,6 +86,8 @@ mod types;
 pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
 pub use cost::WRITE_COST;
 pub use error::{ApiError, ResultExt};
+pub use filter::{GroupFilter, UserFilter};
+pub use input::{MAX_EMAIL_BYTES, MAX_TEXT_BYTES};
 pub use limits::{
     MAX_BATCH_OPERATIONS, MAX_COMPLEXITY, MAX_DEPTH, MAX_DIRECTIVES, MAX_FRAGMENTS,
     MAX_INPUT_VALUES, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, MAX_RESPONSE_BYTES,

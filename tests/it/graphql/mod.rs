@@ -3,8 +3,10 @@
 
 mod abuse;
 mod endpoints;
+mod filters;
 mod limits;
 mod load;
+mod lookups;
 mod mutations;
 mod nested;
 mod readme;
