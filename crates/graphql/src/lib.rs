@@ -40,6 +40,9 @@
 //! - [`Caller`]: who sent a request and its scopes; a server puts one in
 //!   each request's data, and the schema refuses an operation whose scope
 //!   the caller lacks (`FORBIDDEN`) before any resolver runs.
+//! - `unset` (private): an input field bound to a variable the request
+//!   does not give is left out (an update leaves that column as it is),
+//!   not null.
 //! - `cost` (private): the cost model, measured on the parsed document
 //!   without expanding fragments; [`WRITE_COST`].
 //!
@@ -82,6 +85,7 @@ mod row;
 mod scalars;
 mod schema;
 mod types;
+mod unset;
 
 pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
 pub use cost::WRITE_COST;

@@ -9,6 +9,7 @@ mod load;
 mod lookups;
 mod mutations;
 mod nested;
+mod nulls;
 mod readme;
 mod timeouts;
 
