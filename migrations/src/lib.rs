@@ -22,7 +22,7 @@
 //! # let path = dir.path().join("roster.db");
 //! let url = format!("sqlite://{}?mode=rwc", path.display());
 //! let report = run(&url, Action::Up { steps: None }).await?;
-//! assert_eq!(report.applied.len(), 5);
+//! assert_eq!(report.applied.len(), 6);
 //! assert!(report.states.iter().all(|m| m.applied));
 //! # Ok(()) }
 //! ```
@@ -40,6 +40,7 @@ mod m20261122_000002_create_grouptypes;
 mod m20261122_000003_create_users;
 mod m20261122_000004_create_groups;
 mod m20261122_000005_create_users_groups;
+mod m20261202_030000_create_lookup_indexes;
 
 pub use error::{Error, Result};
 pub use runner::{Action, MigrationState, Report, run, run_migrator};
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_users::Migration),
             Box::new(m20261122_000004_create_groups::Migration),
             Box::new(m20261122_000005_create_users_groups::Migration),
+            Box::new(m20261202_030000_create_lookup_indexes::Migration),
         ]
     }
 }

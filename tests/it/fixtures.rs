@@ -59,6 +59,48 @@ pub async fn group(
     .expect("insert group")
 }
 
+/// Inserts a user with every column given.
+pub async fn user_with(
+    conn: &DatabaseConnection,
+    name: Option<&str>,
+    surname: Option<&str>,
+    email: Option<&str>,
+    external_id: Option<i64>,
+) -> user::Model {
+    user::ActiveModel {
+        id: NotSet,
+        name: Set(name.map(str::to_owned)),
+        surname: Set(surname.map(str::to_owned)),
+        email: Set(email.map(str::to_owned)),
+        lastchange: Set(timestamp()),
+        external_id: Set(external_id),
+    }
+    .insert(conn)
+    .await
+    .expect("insert user")
+}
+
+/// Inserts a group with every column given.
+pub async fn group_with(
+    conn: &DatabaseConnection,
+    name: Option<&str>,
+    entry_year_id: Option<i32>,
+    external_id: Option<&str>,
+    grouptype_id: Option<i64>,
+) -> group::Model {
+    group::ActiveModel {
+        id: NotSet,
+        name: Set(name.map(str::to_owned)),
+        lastchange: Set(timestamp()),
+        entry_year_id: Set(entry_year_id),
+        external_id: Set(external_id.map(str::to_owned)),
+        grouptype_id: Set(grouptype_id),
+    }
+    .insert(conn)
+    .await
+    .expect("insert group")
+}
+
 pub fn membership(user_id: i64, group_id: i64) -> users_groups::ActiveModel {
     users_groups::ActiveModel {
         id: NotSet,

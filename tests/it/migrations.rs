@@ -9,12 +9,14 @@ use crate::fixtures;
 use roster::entity::prelude::{Group, User, UsersGroups};
 
 const TABLES: [&str; 4] = ["grouptypes", "users", "groups", "users_groups"];
-const INDEXES: [(&str, &str); 5] = [
+const INDEXES: [(&str, &str); 7] = [
     ("users", "idx_users_external_id"),
     ("groups", "idx_groups_external_id"),
     ("groups", "idx_groups_grouptype_id"),
     ("users_groups", "uq_users_groups_user_id_group_id"),
     ("users_groups", "idx_users_groups_group_id"),
+    ("users", "idx_users_email"),
+    ("groups", "idx_groups_entry_year_id"),
 ];
 
 async fn migrate(db: &TestDb, action: Action) -> Report {
@@ -51,7 +53,7 @@ async fn sequence_exists(db: &TestDb) -> bool {
 
 async fn up_down_up_round_trips(db: &TestDb) {
     let up = migrate(db, Action::Up { steps: None }).await;
-    assert_eq!(up.applied.len(), 5, "{up:?}");
+    assert_eq!(up.applied.len(), 6, "{up:?}");
     assert_eq!(tables_present(db).await, TABLES);
     let manager = SchemaManager::new(db.conn());
     for (table, index) in INDEXES {
@@ -65,7 +67,7 @@ async fn up_down_up_round_trips(db: &TestDb) {
     }
 
     let down = migrate(db, Action::Down { steps: None }).await;
-    assert_eq!(down.rolled_back.len(), 5, "{down:?}");
+    assert_eq!(down.rolled_back.len(), 6, "{down:?}");
     assert_eq!(applied(&down), 0);
     assert!(
         tables_present(db).await.is_empty(),
@@ -76,7 +78,7 @@ async fn up_down_up_round_trips(db: &TestDb) {
     }
 
     let again = migrate(db, Action::Up { steps: None }).await;
-    assert_eq!(again.applied.len(), 5);
+    assert_eq!(again.applied.len(), 6);
     assert_eq!(tables_present(db).await, TABLES);
     // The recreated schema takes rows.
     let user = fixtures::user(db.conn(), "after round trip").await;
@@ -99,7 +101,18 @@ async fn steps_apply_and_roll_back_one_at_a_time(db: &TestDb) {
     assert_eq!(applied(&status), 2);
 
     let rest = migrate(db, Action::Up { steps: None }).await;
-    assert_eq!(rest.applied.len(), 3);
+    assert_eq!(rest.applied.len(), 4);
+    let back = migrate(db, Action::Down { steps: Some(1) }).await;
+    assert_eq!(back.rolled_back, ["m20261202_030000_create_lookup_indexes"]);
+    let manager = SchemaManager::new(db.conn());
+    for (table, index) in [
+        ("users", "idx_users_email"),
+        ("groups", "idx_groups_entry_year_id"),
+    ] {
+        let present = manager.has_index(table, index).await.expect("has_index");
+        assert!(!present, "{index} outlived its migration's down");
+    }
+    assert_eq!(tables_present(db).await, TABLES);
     let back = migrate(db, Action::Down { steps: Some(1) }).await;
     assert_eq!(back.rolled_back, ["m20261122_000005_create_users_groups"]);
     assert_eq!(tables_present(db).await, ["grouptypes", "users", "groups"]);
@@ -117,12 +130,12 @@ async fn fresh_drops_data_and_reapplies(db: &TestDb) {
         .expect("insert membership");
 
     let fresh = migrate(db, Action::Fresh).await;
-    assert_eq!(applied(&fresh), 5);
+    assert_eq!(applied(&fresh), 6);
     assert_eq!(User::find().count(conn).await.expect("count"), 0);
     assert_eq!(Group::find().count(conn).await.expect("count"), 0);
 
     let refresh = migrate(db, Action::Refresh).await;
-    assert_eq!(applied(&refresh), 5);
+    assert_eq!(applied(&refresh), 6);
     let reset = migrate(db, Action::Reset).await;
     assert_eq!(applied(&reset), 0);
     assert!(tables_present(db).await.is_empty());

@@ -1,7 +1,8 @@
 //! Cursor pagination, the Relay connection convention: `…Connection(first,
 //! after)` fields beside the offset lists, with opaque cursors on the row
 //! id (a keyset: a page starts after the last id seen, so rows inserted or
-//! deleted between pages are never skipped or repeated), `pageInfo`, and
+//! deleted between pages never make a row that was there repeat or go
+//! missing; a new row shows up if its id is past the cursor), `pageInfo`, and
 //! `totalCount` counted only when asked. A nested connection loads the page
 //! of every parent of its level in one statement, and its `totalCount` the
 //! counts of every parent in one more.

@@ -23,7 +23,12 @@
 //!   answer size), checked before async-graphql validates or runs it;
 //!   [`admit`] checks a batch as a whole, [`encode`] bounds the answer;
 //!   [`Refusal`] and its [`Reason`] (`extensions.reason`).
-//! - [`Query`], [`Mutation`]: the root types; [`User`], [`Group`],
+//! - [`Query`], [`Mutation`]: the root types; [`UserFilter`] and
+//!   [`GroupFilter`], the `filter` of the `users` and `groups` pages;
+//!   lookups by the keys other systems use (`userByExternalId`,
+//!   `userByEmail`, `groupByExternalId` and list forms), batched on the
+//!   request's key loaders; [`MAX_EMAIL_BYTES`] and [`MAX_TEXT_BYTES`],
+//!   the bounds on their text; [`User`], [`Group`],
 //!   [`GroupType`]: the output types, each generic over the
 //!   [`AddedFields`] a service adds ([`NoFields`] by default);
 //!   [`DateTime`]: the scalar.
@@ -35,6 +40,9 @@
 //! - [`Caller`]: who sent a request and its scopes; a server puts one in
 //!   each request's data, and the schema refuses an operation whose scope
 //!   the caller lacks (`FORBIDDEN`) before any resolver runs.
+//! - `unset` (private): an input field bound to a variable the request
+//!   does not give is left out (an update leaves that column as it is),
+//!   not null.
 //! - `cost` (private): the cost model, measured on the parsed document
 //!   without expanding fragments; [`WRITE_COST`].
 //!
@@ -67,7 +75,10 @@ mod caller;
 mod connection;
 mod cost;
 mod error;
+mod filter;
+mod input;
 pub mod limits;
+mod lookup;
 mod mutation;
 mod node;
 mod query;
@@ -76,6 +87,7 @@ mod row;
 mod scalars;
 mod schema;
 mod types;
+mod unset;
 
 pub use caller::{Caller, SCOPE_READ, SCOPE_WRITE};
 pub use connection::{
@@ -83,6 +95,8 @@ pub use connection::{
 };
 pub use cost::WRITE_COST;
 pub use error::{ApiError, ResultExt};
+pub use filter::{GroupFilter, UserFilter};
+pub use input::{MAX_EMAIL_BYTES, MAX_TEXT_BYTES};
 pub use limits::{
     MAX_BATCH_OPERATIONS, MAX_COMPLEXITY, MAX_DEPTH, MAX_DIRECTIVES, MAX_FRAGMENTS,
     MAX_INPUT_VALUES, MAX_INTROSPECTION_DEPTH, MAX_RECURSIVE_DEPTH, MAX_RESPONSE_BYTES,

@@ -1,12 +1,16 @@
 //! `Mutation`: inserts, optimistic updates and deletes, memberships; all
 //! through the request's [`Store`](roster_store::Store), so later reads in
 //! the same request see the writes.
+//!
+//! An update tells a field left out (the column stays) from a field given
+//! as `null` (the column becomes NULL): its nullable fields are
+//! [`MaybeUndefined`].
 
 use std::marker::PhantomData;
 
 use std::borrow::Cow;
 
-use async_graphql::{Context, ID, InputObject, Object, TypeName};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, TypeName};
 use roster_entity::{group, grouptype, user};
 use sea_orm::ActiveValue;
 use sea_orm::ActiveValue::{NotSet, Set};
@@ -25,15 +29,16 @@ pub struct UserInsert {
     external_id: Option<ID>,
 }
 
-/// Changes to a user read at `lastchange`; fields left out (or null) stay.
+/// Changes to a user read at `lastchange`: fields left out stay, fields
+/// given as null become null.
 #[derive(Debug, InputObject)]
 pub struct UserUpdate {
     id: ID,
     lastchange: DateTime,
-    name: Option<String>,
-    surname: Option<String>,
-    email: Option<String>,
-    external_id: Option<ID>,
+    name: MaybeUndefined<String>,
+    surname: MaybeUndefined<String>,
+    email: MaybeUndefined<String>,
+    external_id: MaybeUndefined<ID>,
 }
 
 /// A new group; fields left out are null.
@@ -45,15 +50,16 @@ pub struct GroupInsert {
     group_type_id: Option<ID>,
 }
 
-/// Changes to a group read at `lastchange`; fields left out (or null) stay.
+/// Changes to a group read at `lastchange`: fields left out stay, fields
+/// given as null become null.
 #[derive(Debug, InputObject)]
 pub struct GroupUpdate {
     id: ID,
     lastchange: DateTime,
-    name: Option<String>,
-    entry_year_id: Option<i32>,
-    external_id: Option<String>,
-    group_type_id: Option<ID>,
+    name: MaybeUndefined<String>,
+    entry_year_id: MaybeUndefined<i32>,
+    external_id: MaybeUndefined<String>,
+    group_type_id: MaybeUndefined<ID>,
 }
 
 /// A new group type.
@@ -62,58 +68,68 @@ pub struct GroupTypeInsert {
     name: Option<String>,
 }
 
-/// Changes to a group type read at `lastchange`; fields left out (or null) stay.
+/// Changes to a group type read at `lastchange`: fields left out stay,
+/// fields given as null become null.
 #[derive(Debug, InputObject)]
 pub struct GroupTypeUpdate {
     id: ID,
     lastchange: DateTime,
-    name: Option<String>,
+    name: MaybeUndefined<String>,
 }
 
-/// `Set(Some(v))` for a given value, `NotSet` for one left out.
-fn given<T>(value: Option<T>) -> ActiveValue<Option<T>>
+/// The write of one nullable column: `NotSet` for a field left out,
+/// `Set(None)` (NULL) for one given as null, `Set(Some(v))` for a value.
+fn change<T>(value: MaybeUndefined<T>) -> ActiveValue<Option<T>>
 where
     Option<T>: Into<sea_orm::Value>,
 {
     match value {
-        Some(v) => Set(Some(v)),
-        None => NotSet,
+        MaybeUndefined::Undefined => NotSet,
+        MaybeUndefined::Null => Set(None),
+        MaybeUndefined::Value(v) => Set(Some(v)),
     }
 }
 
-/// Like [`given`], for an `ID` that must name a 64-bit id.
-fn given_id(value: Option<ID>) -> async_graphql::Result<ActiveValue<Option<i64>>> {
-    Ok(given(value.as_ref().map(parse_id).transpose().api()?))
+/// An insert's field as an update's: left out or null, the column is not
+/// written (and takes its default, null).
+fn given<T>(value: Option<T>) -> MaybeUndefined<T> {
+    value.map_or(MaybeUndefined::Undefined, MaybeUndefined::Value)
 }
 
-/// The columns of a user insert or update: fields left out are `NotSet`.
+/// Like [`change`], for an `ID` that must name a 64-bit id.
+fn change_id(value: MaybeUndefined<ID>) -> async_graphql::Result<ActiveValue<Option<i64>>> {
+    let id = value.map_value(|id| parse_id(&id)).transpose().api()?;
+    Ok(change(id))
+}
+
+/// The columns of a user insert or update.
 fn user_row(
-    name: Option<String>,
-    surname: Option<String>,
-    email: Option<String>,
-    external_id: Option<ID>,
+    name: MaybeUndefined<String>,
+    surname: MaybeUndefined<String>,
+    email: MaybeUndefined<String>,
+    external_id: MaybeUndefined<ID>,
 ) -> async_graphql::Result<user::ActiveModel> {
     Ok(user::ActiveModel {
-        name: given(name),
-        surname: given(surname),
-        email: given(email),
-        external_id: given_id(external_id)?,
+        name: change(name),
+        surname: change(surname),
+        email: change(email),
+        external_id: change_id(external_id)?,
         ..Default::default()
     })
 }
 
-/// The columns of a group insert or update: fields left out are `NotSet`.
+/// The columns of a group insert or update.
 fn group_row(
-    name: Option<String>,
-    entry_year_id: Option<i32>,
-    external_id: Option<String>,
-    group_type_id: Option<ID>,
+    name: MaybeUndefined<String>,
+    entry_year_id: MaybeUndefined<i32>,
+    external_id: MaybeUndefined<String>,
+    group_type_id: MaybeUndefined<ID>,
 ) -> async_graphql::Result<group::ActiveModel> {
     Ok(group::ActiveModel {
-        name: given(name),
-        entry_year_id: given(entry_year_id),
-        external_id: given(external_id),
-        grouptype_id: given_id(group_type_id)?,
+        name: change(name),
+        entry_year_id: change(entry_year_id),
+        external_id: change(external_id),
+        grouptype_id: change_id(group_type_id)?,
         ..Default::default()
     })
 }
@@ -172,7 +188,12 @@ impl<F: AddedFields> Mutation<F> {
         ctx: &Context<'_>,
         user: UserInsert,
     ) -> async_graphql::Result<User<F>> {
-        let row = user_row(user.name, user.surname, user.email, user.external_id)?;
+        let row = user_row(
+            given(user.name),
+            given(user.surname),
+            given(user.email),
+            given(user.external_id),
+        )?;
         stored(ctx, store(ctx)?.insert::<user::Entity>(row).await).await
     }
 
@@ -211,10 +232,10 @@ impl<F: AddedFields> Mutation<F> {
         group: GroupInsert,
     ) -> async_graphql::Result<Group<F>> {
         let row = group_row(
-            group.name,
-            group.entry_year_id,
-            group.external_id,
-            group.group_type_id,
+            given(group.name),
+            given(group.entry_year_id),
+            given(group.external_id),
+            given(group.group_type_id),
         )?;
         stored(ctx, store(ctx)?.insert::<group::Entity>(row).await).await
     }
@@ -259,7 +280,7 @@ impl<F: AddedFields> Mutation<F> {
         group_type: GroupTypeInsert,
     ) -> async_graphql::Result<GroupType<F>> {
         let row = grouptype::ActiveModel {
-            name: given(group_type.name),
+            name: change(given(group_type.name)),
             ..Default::default()
         };
         stored(ctx, store(ctx)?.insert::<grouptype::Entity>(row).await).await
@@ -274,7 +295,7 @@ impl<F: AddedFields> Mutation<F> {
     ) -> async_graphql::Result<GroupType<F>> {
         let id = parse_id(&group_type.id).api()?;
         let changes = grouptype::ActiveModel {
-            name: given(group_type.name),
+            name: change(group_type.name),
             ..Default::default()
         };
         let written = store(ctx)?

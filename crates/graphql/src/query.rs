@@ -1,5 +1,5 @@
-//! `Query`: rows by id and pages of rows, read through the request's loaders
-//! and store.
+//! `Query`: rows by id and by the keys other systems use, and pages of rows
+//! (filtered), read through the request's loaders and store.
 
 use std::marker::PhantomData;
 
@@ -8,16 +8,19 @@ use std::borrow::Cow;
 use async_graphql::{Context, ID, Object, TypeName};
 use roster_entity::{group, grouptype, user};
 use roster_store::StoreEntity;
-use sea_orm::Condition;
+use sea_orm::{Condition, Order, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::connection::{DEFAULT_FIRST, RowConnection, connection_complexity, table_connection};
 use crate::error::{ApiError, ResultExt};
+use crate::filter::{GroupFilter, UserFilter};
+use crate::lookup;
 use crate::node::Node;
 use crate::scalars::parse_id;
 use crate::types::{AddedFields, Group, GroupType, NoFields, User, loaders, store};
 
 /// The largest `limit` of any list field (a page or a nested list), and
-/// the most ids `usersByIds` takes.
+/// the most keys a list lookup (`usersByIds`, `usersByExternalIds`,
+/// `usersByEmails`) takes.
 pub const MAX_LIMIT: i32 = 1000;
 /// The `limit` of a page (`users`, `groups`, `groupTypes`) when none is given.
 pub const DEFAULT_PAGE_LIMIT: i32 = 10;
@@ -76,16 +79,30 @@ fn page_bounds(skip: i32, limit: i32) -> Result<(u64, u64), ApiError> {
     Ok((skip, limit))
 }
 
+/// The rows of `E` matching `filter` (the filter of a page, checked
+/// against the store's backend), `skip`ped and `limit`ed, ordered by id.
+/// Bounds and filter are checked before any statement.
 async fn page<E: StoreEntity>(
     ctx: &Context<'_>,
     skip: i32,
     limit: i32,
+    filter: impl FnOnce(sea_orm::DbBackend) -> Result<Condition, ApiError>,
 ) -> async_graphql::Result<Vec<E::Model>> {
     let (skip, limit) = page_bounds(skip, limit).api()?;
-    store(ctx)?.page::<E>(skip, limit).await.api()
+    let store = store(ctx)?;
+    let condition = filter(store.db().get_database_backend()).api()?;
+    let mut select = E::find();
+    if !condition.is_empty() {
+        select = select.filter(condition);
+    }
+    let select = select
+        .order_by(E::id_column(), Order::Asc)
+        .offset(skip)
+        .limit(limit);
+    store.select::<E>(select).await.api()
 }
 
-/// The row count `usersByIds` answers for `ids` ids, as an `i32` limit
+/// The row count a list lookup answers for `ids` keys, as an `i32` limit
 /// (more than [`MAX_LIMIT`] is refused anyway).
 fn ids_complexity(ids: usize) -> i32 {
     i32::try_from(ids).unwrap_or(i32::MAX)
@@ -130,26 +147,34 @@ impl<F: AddedFields> Query<F> {
     }
 
     /// Users a page at a time, by id (`first` 1 to 1,000, after the cursor
-    /// `after`); pages stay correct while rows are added or removed.
+    /// `after`; with `filter`, only the users matching it): rows added or
+    /// removed between pages never make the others repeat or go missing.
     #[graphql(complexity = "connection_complexity(first, child_complexity)")]
     async fn users_connection(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
         after: Option<String>,
+        filter: Option<UserFilter>,
     ) -> async_graphql::Result<RowConnection<User<F>>> {
-        table_connection::<user::Entity, _>(ctx, first, after, Condition::all(), User::new).await
+        let backend = store(ctx)?.db().get_database_backend();
+        let condition = filter.unwrap_or_default().condition(backend).api()?;
+        table_connection::<user::Entity, _>(ctx, first, after, condition, User::new).await
     }
 
-    /// Groups a page at a time; see `usersConnection`.
+    /// Groups a page at a time (with `filter`, only those matching it); see
+    /// `usersConnection`.
     #[graphql(complexity = "connection_complexity(first, child_complexity)")]
     async fn groups_connection(
         &self,
         ctx: &Context<'_>,
         #[graphql(default_with = "DEFAULT_FIRST")] first: i32,
         after: Option<String>,
+        filter: Option<GroupFilter>,
     ) -> async_graphql::Result<RowConnection<Group<F>>> {
-        table_connection::<group::Entity, _>(ctx, first, after, Condition::all(), Group::new).await
+        let backend = store(ctx)?.db().get_database_backend();
+        let condition = filter.unwrap_or_default().condition(backend).api()?;
+        table_connection::<group::Entity, _>(ctx, first, after, condition, Group::new).await
     }
 
     /// Group types a page at a time; see `usersConnection`.
@@ -188,13 +213,7 @@ impl<F: AddedFields> Query<F> {
         ctx: &Context<'_>,
         ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<Option<User<F>>>> {
-        if ids.len() > MAX_LIMIT as usize {
-            return Err(ApiError::bad_input(format!(
-                "at most {MAX_LIMIT} ids, got {}",
-                ids.len()
-            )))
-            .api();
-        }
+        crate::input::list_len("ids", ids.len()).api()?;
         let ids = ids
             .iter()
             .map(parse_id)
@@ -208,15 +227,67 @@ impl<F: AddedFields> Query<F> {
         Ok(users.into_iter().map(|u| u.map(User::new)).collect())
     }
 
-    /// A page of users, ordered by id.
+    /// The user whose id in the external system is `externalId`, or null
+    /// (the lowest id if several share it).
+    async fn user_by_external_id(
+        &self,
+        ctx: &Context<'_>,
+        external_id: ID,
+    ) -> async_graphql::Result<Option<User<F>>> {
+        let found = lookup::users_by_external_ids(ctx, std::slice::from_ref(&external_id)).await?;
+        Ok(found.into_iter().next().flatten().map(User::new))
+    }
+
+    /// The users whose ids in the external system are `externalIds` (at
+    /// most 1,000), in the same order; null where there is none.
+    #[graphql(complexity = "list_complexity(ids_complexity(external_ids.len()), child_complexity)")]
+    async fn users_by_external_ids(
+        &self,
+        ctx: &Context<'_>,
+        external_ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<User<F>>>> {
+        let found = lookup::users_by_external_ids(ctx, &external_ids).await?;
+        Ok(found.into_iter().map(|u| u.map(User::new)).collect())
+    }
+
+    /// The user whose e-mail address is exactly `email`, or null (the
+    /// lowest id if several share it). The match is exact, byte for byte
+    /// as stored: case and spaces count, no normalization. An address
+    /// longer than 320 bytes is `BAD_USER_INPUT`.
+    async fn user_by_email(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> async_graphql::Result<Option<User<F>>> {
+        let found = lookup::users_by_emails(ctx, std::slice::from_ref(&email)).await?;
+        Ok(found.into_iter().next().flatten().map(User::new))
+    }
+
+    /// The users whose e-mail addresses are exactly `emails` (at most
+    /// 1,000; byte for byte as stored, like `userByEmail`), in the same
+    /// order; null where there is none.
+    #[graphql(complexity = "list_complexity(ids_complexity(emails.len()), child_complexity)")]
+    async fn users_by_emails(
+        &self,
+        ctx: &Context<'_>,
+        emails: Vec<String>,
+    ) -> async_graphql::Result<Vec<Option<User<F>>>> {
+        let found = lookup::users_by_emails(ctx, &emails).await?;
+        Ok(found.into_iter().map(|u| u.map(User::new)).collect())
+    }
+
+    /// A page of users, ordered by id; with `filter`, only the users
+    /// matching all of its conditions.
     #[graphql(complexity = "list_complexity(limit, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
         #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
+        filter: Option<UserFilter>,
     ) -> async_graphql::Result<Vec<User<F>>> {
-        let rows = page::<user::Entity>(ctx, skip, limit).await?;
+        let filter = filter.unwrap_or_default();
+        let rows = page::<user::Entity>(ctx, skip, limit, |b| filter.condition(b)).await?;
         Ok(rows.into_iter().map(User::from).collect())
     }
 
@@ -231,15 +302,30 @@ impl<F: AddedFields> Query<F> {
             .map(Group::new))
     }
 
-    /// A page of groups, ordered by id.
+    /// The group whose id in the external system is exactly `externalId`
+    /// (byte for byte; at most 256 bytes), or null (the lowest id if
+    /// several share it).
+    async fn group_by_external_id(
+        &self,
+        ctx: &Context<'_>,
+        external_id: String,
+    ) -> async_graphql::Result<Option<Group<F>>> {
+        let found = lookup::group_by_external_id(ctx, &external_id).await?;
+        Ok(found.map(Group::new))
+    }
+
+    /// A page of groups, ordered by id; with `filter`, only the groups
+    /// matching all of its conditions.
     #[graphql(complexity = "list_complexity(limit, child_complexity)")]
     async fn groups(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 0)] skip: i32,
         #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
+        filter: Option<GroupFilter>,
     ) -> async_graphql::Result<Vec<Group<F>>> {
-        let rows = page::<group::Entity>(ctx, skip, limit).await?;
+        let filter = filter.unwrap_or_default();
+        let rows = page::<group::Entity>(ctx, skip, limit, |b| filter.condition(b)).await?;
         Ok(rows.into_iter().map(Group::from).collect())
     }
 
@@ -266,7 +352,7 @@ impl<F: AddedFields> Query<F> {
         #[graphql(default = 0)] skip: i32,
         #[graphql(default_with = "DEFAULT_PAGE_LIMIT")] limit: i32,
     ) -> async_graphql::Result<Vec<GroupType<F>>> {
-        let rows = page::<grouptype::Entity>(ctx, skip, limit).await?;
+        let rows = page::<grouptype::Entity>(ctx, skip, limit, |_| Ok(Condition::all())).await?;
         Ok(rows.into_iter().map(GroupType::from).collect())
     }
 }

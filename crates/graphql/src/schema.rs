@@ -16,6 +16,7 @@ use crate::limits::{
 };
 use crate::mutation::Mutation;
 use crate::query::Query;
+use crate::unset::UnsetVariables;
 
 /// The Roster schema type.
 pub type RosterSchema = LimitedSchema<Query, Mutation, EmptySubscription>;
@@ -56,7 +57,9 @@ pub fn schema() -> RosterSchema {
 /// and async-graphql's own complexity, recursion and directive limits stay
 /// on behind it. Errors async-graphql raises itself (syntax, validation,
 /// values that do not parse as their type) get `extensions.code`
-/// `BAD_USER_INPUT`.
+/// `BAD_USER_INPUT`. An input field bound to a variable the request does
+/// not give is left out, as the GraphQL spec says (async-graphql would make
+/// it null, which an update takes as "set NULL").
 /// A request carrying a [`Caller`](crate::Caller) in its data runs only the
 /// operations its scopes allow; the others are refused with `FORBIDDEN`
 /// right after parsing.
@@ -77,6 +80,7 @@ where
         .limit_directives(MAX_DIRECTIVES)
         .extension(ScopeCheck)
         .extension(RequestLimits::<Schema<Q, M, S>>::new())
+        .extension(UnsetVariables)
         .extension(ErrorCodes)
         .finish();
     LimitedSchema(schema)

@@ -91,6 +91,19 @@ async fn pages_skip_and_repeat_nothing_while_rows_come_and_go(db: &TestDb) {
     let mut expected: Vec<i64> = all.iter().copied().filter(|&id| id != all[12]).collect();
     expected.extend(added);
     assert_eq!(seen, expected, "every row once, in id order");
+
+    // A filter narrows the pages and the count alike.
+    let late = server
+        .data(
+            "{ usersConnection(first: 1, filter: { nameContains: \"late\" }) { \
+             totalCount pageInfo { hasNextPage } nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let late = &late["usersConnection"];
+    assert_eq!(late["totalCount"], 2);
+    assert_eq!(late["pageInfo"]["hasNextPage"], true);
+    assert_eq!(late["nodes"][0]["id"], added[0].to_string());
 }
 
 /// The demo data's groups, each with its members' ids (ascending).

@@ -4,11 +4,14 @@
 mod abuse;
 mod connections;
 mod endpoints;
+mod filters;
 mod limits;
 mod load;
+mod lookups;
 mod mutations;
 mod nested;
 mod node;
+mod nulls;
 mod readme;
 mod timeouts;
 

@@ -64,8 +64,8 @@ async fn the_walkthrough_does_what_it_says(db: &TestDb) {
 async fn the_service_migration_comes_after_roster_s_and_rolls_back_alone(db: &TestDb) {
     let up = migrate(db, Action::Up { steps: None }).await;
     let names: Vec<&str> = up.states.iter().map(|m| m.name.as_str()).collect();
-    assert_eq!(names.len(), 6, "{names:?}");
-    assert_eq!(names[5], "m20261202_000001_create_projects");
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names[6], "m20261202_000001_create_projects");
     assert!(up.states.iter().all(|m| m.applied));
 
     let down = migrate(db, Action::Down { steps: Some(1) }).await;

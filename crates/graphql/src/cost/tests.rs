@@ -96,6 +96,45 @@ fn lists_count_their_limit_at_every_level() {
 }
 
 #[test]
+fn lookups_count_their_keys_and_filters_their_limit() {
+    assert_eq!(
+        cost(r#"{ usersByExternalIds(externalIds: ["1", "2", "3"]) { id } }"#),
+        1 + 3 * 2
+    );
+    assert_eq!(
+        cost(r#"{ usersByEmails(emails: ["a@b", "c@d"]) { id groups(limit: 2) { id } } }"#),
+        1 + 2 * (1 + 1 + 1 + 2 * 2)
+    );
+    let emails = r#"query($e: [String!]!) { usersByEmails(emails: $e) { id } }"#;
+    assert_eq!(
+        analyze(emails, serde_json::json!({ "e": ["a", "b", "c", "d"] }))
+            .expect("ok")
+            .cost,
+        1 + 4 * 2
+    );
+    assert_eq!(
+        cost(
+            r#"{ userByEmail(email: "a@b") { id } userByExternalId(externalId: "1") { id } groupByExternalId(externalId: "x") { id } }"#
+        ),
+        3 * 2
+    );
+    assert_eq!(
+        cost(
+            r#"{ users(limit: 4, filter: { nameContains: "a" }) { id } groups(filter: { entryYearId: 1 }) { id } }"#
+        ),
+        (1 + 4 * 2) + (1 + 10 * 2)
+    );
+    let keys: Vec<String> = (0..10_001).map(|i| format!("\"{i}\"")).collect();
+    assert_eq!(
+        reason(&format!(
+            "{{ usersByExternalIds(externalIds: [{}]) {{ id }} }}",
+            keys.join(",")
+        )),
+        Reason::Cost
+    );
+}
+
+#[test]
 fn a_limit_out_of_range_counts_as_the_nearest_bound() {
     // The field refuses it when it runs; the cost stays bounded meanwhile.
     assert_eq!(cost("{ users(limit: 0) { id } }"), 1 + 2);
@@ -239,6 +278,8 @@ async fn the_model_agrees_with_async_graphqls_complexity() {
         "{ users { id groups { name groupType { name groups(limit: 7) { id } } } } }",
         "{ groups(limit: 50) { id groupType { name } users(limit: 20) { id groups(limit: 5) { name } } } }",
         r#"{ usersByIds(ids: ["1", "2", "3"]) { id } user(id: "1") { email } }"#,
+        r#"{ usersByExternalIds(externalIds: ["1", "2"]) { id groups { id } } usersByEmails(emails: ["a"]) { id } userByEmail(email: "a") { id } groupByExternalId(externalId: "x") { users(limit: 3) { id } } }"#,
+        r#"{ users(limit: 3, filter: { groupId: "1" }) { id } groups(filter: { nameContains: "a" }) { name } }"#,
         "{ users(limit: 5) { ...U } } fragment U on User { id groups(limit: 2) { ...G } } fragment G on Group { name }",
         r#"mutation { userInsert(user: { name: "a" }) { id groups { id } } membershipAdd(userId: "1", groupId: "2") }"#,
         "query($n: Int!) { groupTypes(limit: $n) { groups(limit: $n) { id } } }",
