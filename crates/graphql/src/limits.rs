@@ -22,7 +22,7 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
@@ -87,10 +87,11 @@ const CAPS: Caps = Caps {
 /// is asked for only the first time): one model per schema type of the
 /// program, so the map stays as small as the program.
 fn model_of<T: 'static>(sdl: impl FnOnce() -> String) -> Arc<CostModel> {
-    static MODELS: LazyLock<Mutex<HashMap<TypeId, Arc<CostModel>>>> = LazyLock::new(Mutex::default);
+    static MODELS: LazyLock<RwLock<HashMap<TypeId, Arc<CostModel>>>> =
+        LazyLock::new(RwLock::default);
     let key = TypeId::of::<T>();
     if let Some(model) = MODELS
-        .lock()
+        .read()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&key)
     {
@@ -98,7 +99,7 @@ fn model_of<T: 'static>(sdl: impl FnOnce() -> String) -> Arc<CostModel> {
     }
     let model = Arc::new(read_model(&sdl()));
     MODELS
-        .lock()
+        .write()
         .unwrap_or_else(PoisonError::into_inner)
         .entry(key)
         .or_insert(model)

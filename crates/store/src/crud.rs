@@ -24,6 +24,11 @@ pub const MAX_PAGE: u64 = 10_000;
 impl Store {
     /// The request's loader of `E`'s rows by id (made on first use); the
     /// store keeps it current with its writes.
+    ///
+    /// The loaders read through the pool, never inside a transaction: on a
+    /// store bound to one, use [`get`](Self::get) (which reads in the
+    /// transaction) to see the transaction's own writes; the loaders see
+    /// them once it commits.
     pub fn loader<E: StoreEntity>(&self) -> Loader<E::Model> {
         self.loaders.by_id::<E>()
     }
@@ -236,6 +241,37 @@ impl Store {
         }
         self.after_write(move |loaders| loaders.wrote::<E>(Err(id)));
         Ok(())
+    }
+
+    /// Deletes every row of `E` matching `condition`, in one statement,
+    /// and returns how many went. No version is checked (use
+    /// [`delete`](Self::delete) for that); like any deletion it empties the
+    /// request's caches, since a cascade can reach other tables.
+    ///
+    /// ```
+    /// # async fn f(store: roster_store::Store) -> roster_store::Result<()> {
+    /// use roster_entity::users_groups;
+    /// use sea_orm::{ColumnTrait, Condition};
+    /// let left = store
+    ///     .delete_where::<users_groups::Entity>(Condition::all().add(users_groups::Column::UserId.eq(7)))
+    ///     .await?;
+    /// # let _ = left; Ok(()) }
+    /// ```
+    pub async fn delete_where<E>(&self, condition: Condition) -> Result<u64>
+    where
+        E: StoreEntity,
+    {
+        self.check_writable(E::TABLE)?;
+        let deleted = E::delete_many()
+            .filter(condition)
+            .exec(&self.connection())
+            .await
+            .map_err(|e| Error::from_db(Operation::Delete, E::TABLE, e))?
+            .rows_affected;
+        if deleted > 0 {
+            self.after_write(|loaders| loaders.clear_all());
+        }
+        Ok(deleted)
     }
 
     /// Rows matching `condition`, ordered by id; the loader is primed with

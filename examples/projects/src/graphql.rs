@@ -59,6 +59,15 @@ pub struct UserProjects(Arc<user::Model>);
 
 #[Object]
 impl UserProjects {
+    /// How many projects the user is on (one statement for every user of a
+    /// level).
+    async fn project_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        let counts = loaders(ctx)?
+            .related_count::<user::Entity, project::Entity>()
+            .api()?;
+        Ok(counts.load(self.0.id).await.api()?.map_or(0, |n| *n))
+    }
+
     /// The user's first `limit` projects (1 to 1,000), ordered by id.
     #[graphql(complexity = "list_complexity(limit, child_complexity)")]
     async fn projects(
@@ -243,21 +252,13 @@ impl ProjectsMutation {
         user_id: ID,
         project_id: ID,
     ) -> async_graphql::Result<bool> {
-        let store = store(ctx)?;
-        let found = store
-            .filter::<users_projects::Entity>(
-                Condition::all()
-                    .add(users_projects::Column::UserId.eq(row_id(&user_id)?))
-                    .add(users_projects::Column::ProjectId.eq(row_id(&project_id)?)),
-            )
+        let condition = Condition::all()
+            .add(users_projects::Column::UserId.eq(row_id(&user_id)?))
+            .add(users_projects::Column::ProjectId.eq(row_id(&project_id)?));
+        let removed = store(ctx)?
+            .delete_where::<users_projects::Entity>(condition)
             .await
             .api()?;
-        for row in &found {
-            store
-                .delete::<users_projects::Entity>(row.id, None)
-                .await
-                .api()?;
-        }
-        Ok(!found.is_empty())
+        Ok(removed > 0)
     }
 }

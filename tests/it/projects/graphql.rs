@@ -164,32 +164,86 @@ async fn the_limits_count_the_service_fields(db: &TestDb) {
     assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer:#}");
 }
 
-async fn roster_s_own_conflicts_still_show_the_stored_row(db: &TestDb) {
-    let (server, _log) = start(db).await;
-    let id = insert_user(&server, "Ada").await;
-    let read = server
-        .data(
-            "query($id: ID!) { user(id: $id) { id globalId name surname email externalId lastchange } }",
-            json!({ "id": id }),
-        )
-        .await["user"]
-        .clone();
+/// A conflict on a user, on `server`: its `extensions.current`.
+async fn user_conflict(server: &Server, id: &str) -> Value {
     let update = "mutation($u: UserUpdate!) { userUpdate(user: $u) { id } }";
     let stale =
         json!({ "u": { "id": id, "lastchange": "2000-01-01T00:00:00.000000Z", "name": "B" } });
     let answer = server.run(update, stale).await;
     assert_eq!(error_code(&answer), "CONFLICT", "{answer:#}");
-    // Every scalar field of `User`, whatever the mutation selected; the
-    // service's list field (`projects`, which takes arguments) is not in it.
+    answer["errors"][0]["extensions"]["current"].clone()
+}
+
+async fn each_schema_shows_a_conflict_through_its_own_user_type(db: &TestDb) {
+    let (server, _log) = start(db).await;
+    let roster = Server::start(AppState::new(db.conn().clone())).await;
+    let id = insert_user(&server, "Ada").await;
+    let scalars = "id globalId name surname email externalId lastchange";
+    let read = roster
+        .data(
+            &format!("query($id: ID!) {{ user(id: $id) {{ {scalars} }} }}"),
+            json!({ "id": id }),
+        )
+        .await["user"]
+        .clone();
+    // Roster's own schema first: every scalar field of its `User`.
+    assert_eq!(user_conflict(&roster, &id).await, read);
+    // The service's `User` has a scalar field more, `projectCount`; its
+    // list field `projects` (which takes arguments) is not in the row.
+    let extended = server
+        .data(
+            &format!("query($id: ID!) {{ user(id: $id) {{ {scalars} projectCount }} }}"),
+            json!({ "id": id }),
+        )
+        .await["user"]
+        .clone();
+    assert_eq!(extended["projectCount"], 0);
+    assert_eq!(user_conflict(&server, &id).await, extended);
+    assert_eq!(user_conflict(&roster, &id).await, read);
+}
+
+async fn members_come_and_go_and_counts_follow(db: &TestDb) {
+    let (server, log) = start(db).await;
+    let ada = insert_user(&server, "Ada").await;
+    let alan = insert_user(&server, "Alan").await;
+    let apollo = insert_project(&server, "apollo").await;
+    assert!(add_member(&server, &ada, &apollo).await);
+    assert!(add_member(&server, &alan, &apollo).await);
+    log.clear();
+    let counts = server
+        .data("{ users(limit: 10) { name projectCount } }", json!({}))
+        .await;
     assert_eq!(
-        answer["errors"][0]["extensions"]["current"], read,
-        "{answer:#}"
+        log.selects(),
+        2,
+        "the page, then every user's count at once"
     );
+    assert_eq!(
+        counts["users"],
+        json!([{ "name": "Ada", "projectCount": 1 }, { "name": "Alan", "projectCount": 1 }])
+    );
+    let remove = "mutation($u: ID!, $p: ID!) { projectMemberRemove(userId: $u, projectId: $p) }";
+    let removed = server
+        .data(remove, json!({ "u": ada, "p": apollo["id"] }))
+        .await;
+    assert_eq!(removed["projectMemberRemove"], true);
+    let again = server
+        .data(remove, json!({ "u": ada, "p": apollo["id"] }))
+        .await;
+    assert_eq!(again["projectMemberRemove"], false, "already gone");
+    let members = server
+        .data(
+            "query($p: ID!) { project(id: $p) { members(limit: 10) { name } } }",
+            json!({ "p": apollo["id"] }),
+        )
+        .await;
+    assert_eq!(members["project"]["members"], json!([{ "name": "Alan" }]));
 }
 
 backend_tests!(
     user_projects_cost_one_statement_per_level,
     a_stale_project_update_shows_the_stored_project,
     the_limits_count_the_service_fields,
-    roster_s_own_conflicts_still_show_the_stored_row,
+    each_schema_shows_a_conflict_through_its_own_user_type,
+    members_come_and_go_and_counts_follow,
 );
