@@ -35,6 +35,8 @@
 //! - [`Caller`]: who sent a request and its scopes; a server puts one in
 //!   each request's data, and the schema refuses an operation whose scope
 //!   the caller lacks (`FORBIDDEN`) before any resolver runs.
+//! - `operation_span` (private): the `graphql.operation` tracing span
+//!   around each operation (its type and name, never its text).
 //! - `cost` (private): the cost model, measured on the parsed document
 //!   without expanding fragments; [`WRITE_COST`].
 //!
@@ -68,6 +70,7 @@ mod cost;
 mod error;
 pub mod limits;
 mod mutation;
+mod operation_span;
 mod query;
 mod refusal;
 mod row;

@@ -15,6 +15,7 @@ use crate::limits::{
     ErrorCodes, MAX_COMPLEXITY, MAX_DIRECTIVES, MAX_RECURSIVE_DEPTH, RequestLimits,
 };
 use crate::mutation::Mutation;
+use crate::operation_span::OperationSpan;
 use crate::query::Query;
 
 /// The Roster schema type.
@@ -38,6 +39,9 @@ pub fn schema() -> RosterSchema {
 /// on behind it. Errors async-graphql raises itself (syntax, validation,
 /// values that do not parse as their type) get `extensions.code`
 /// `BAD_USER_INPUT`.
+/// Each operation runs in a `graphql.operation` span (`info`) naming its
+/// type and name; the loader batches and statements it causes are its
+/// children.
 /// A request carrying a [`Caller`](crate::Caller) in its data runs only the
 /// operations its scopes allow; the others are refused with `FORBIDDEN`
 /// right after parsing.
@@ -56,6 +60,8 @@ where
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
+        // First, so that its span covers the other extensions' work.
+        .extension(OperationSpan)
         .extension(ScopeCheck)
         .extension(RequestLimits::<Schema<Q, M, S>>::new())
         .extension(ErrorCodes)
