@@ -221,10 +221,13 @@ where
     Ok(page(rows, first, after.is_some(), E::id_of, wrap, total))
 }
 
-/// The complexity of a connection field: `first` rows of what it selects
-/// (the same formula as [`list_complexity`](crate::list_complexity)).
+/// The complexity of a connection field: `first` rows of what its page
+/// selects, the same as the list field of those rows
+/// ([`list_complexity`](crate::list_complexity)); async-graphql counts the
+/// page's `nodes` (or `edges`) field itself once more, which the cost model
+/// does not.
 pub fn connection_complexity(first: i32, child_complexity: usize) -> usize {
-    crate::query::list_complexity(first, child_complexity)
+    crate::query::list_complexity(first, child_complexity.saturating_sub(1))
 }
 
 #[cfg(test)]

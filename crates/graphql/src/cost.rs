@@ -92,7 +92,8 @@ enum Rows {
     /// `first`, with this default; its page's lists count once.
     First(Option<i64>),
     /// A list of a connection's page (`edges`, `nodes`): bounded, and
-    /// already counted, by the connection's `first`.
+    /// already counted, by the connection's `first`; it costs what it
+    /// selects, no more.
     PerPage,
     /// The length of this list argument.
     ListArgument(Name),
@@ -468,6 +469,11 @@ impl<'a> Walk<'a> {
             )?
         };
         let cost = match shape.and_then(|s| s.rows.as_ref()) {
+            // A page's `edges`/`nodes`: the connection already counted each
+            // of its rows (`first` times what the page selects, plus one),
+            // so the list adds nothing of its own, and a connection costs
+            // what the list field of the same rows does.
+            Some(Rows::PerPage) => children.cost,
             Some(rows) => list_cost(self.rows(field, rows), children.cost),
             None => children.cost.saturating_add(1),
         };

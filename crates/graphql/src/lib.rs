@@ -43,6 +43,8 @@
 //! - `unset` (private): an input field bound to a variable the request
 //!   does not give is left out (an update leaves that column as it is),
 //!   not null.
+//! - `operation_span` (private): the `graphql.operation` tracing span
+//!   around each operation (its type and name, never its text).
 //! - `cost` (private): the cost model, measured on the parsed document
 //!   without expanding fragments; [`WRITE_COST`].
 //!
@@ -81,6 +83,7 @@ pub mod limits;
 mod lookup;
 mod mutation;
 mod node;
+mod operation_span;
 mod query;
 mod refusal;
 mod row;

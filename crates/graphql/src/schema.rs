@@ -15,6 +15,7 @@ use crate::limits::{
     ErrorCodes, MAX_COMPLEXITY, MAX_DIRECTIVES, MAX_RECURSIVE_DEPTH, RequestLimits,
 };
 use crate::mutation::Mutation;
+use crate::operation_span::OperationSpan;
 use crate::query::Query;
 use crate::unset::UnsetVariables;
 
@@ -60,6 +61,9 @@ pub fn schema() -> RosterSchema {
 /// `BAD_USER_INPUT`. An input field bound to a variable the request does
 /// not give is left out, as the GraphQL spec says (async-graphql would make
 /// it null, which an update takes as "set NULL").
+/// Each operation runs in a `graphql.operation` span (`info`) naming its
+/// type and name; the loader batches and statements it causes are its
+/// children.
 /// A request carrying a [`Caller`](crate::Caller) in its data runs only the
 /// operations its scopes allow; the others are refused with `FORBIDDEN`
 /// right after parsing.
@@ -78,6 +82,8 @@ where
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
+        // First, so that its span covers the other extensions' work.
+        .extension(OperationSpan)
         .extension(ScopeCheck)
         .extension(RequestLimits::<Schema<Q, M, S>>::new())
         .extension(UnsetVariables)

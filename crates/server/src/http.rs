@@ -1,9 +1,10 @@
 //! The routes: `POST /graphql`, GraphiQL at `GET /graphql` (and its assets
 //! under `/graphiql/`), `GET /health`, `GET /metrics`; and the layers
-//! around them: request counting, security headers, the `Host` and
-//! cross-origin checks, CORS, the body limit. Every refusal goes through
-//! [`refuse`]: logged at `warn` with its reason, counted in
-//! `roster_requests_refused_total`, answered with a JSON error.
+//! around them: the request id and span (see `request_span`), request
+//! counting, security headers, the `Host` and cross-origin checks, CORS,
+//! the body limit. Every refusal goes through [`refuse`]: logged at `warn`
+//! with its reason, counted in `roster_requests_refused_total`, answered
+//! with a JSON error.
 
 use std::time::Duration;
 
@@ -16,14 +17,21 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
+use tower::ServiceBuilder;
+use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::auth::AuthError;
 use crate::metrics::RefusalReason;
 use crate::policy::{self, GRAPHQL_RESPONSE_JSON};
+use crate::request_span::{
+    RecordStatus, RequestSpan, drop_unusable_request_id, header_name, route_label,
+};
 use crate::{AppState, HostPolicy, graphiql};
 use roster_graphql::{Caller, MAX_RESPONSE_BYTES, request_data, request_loaders};
 
@@ -71,13 +79,25 @@ pub fn router(state: AppState) -> Router {
     for (name, value) in policy::security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
-    // Outermost, so every answer is counted, refusals included.
-    router
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
-        .with_state(state)
+    // Outside the checks, so every answer is counted, refusals included.
+    let router = router.layer(middleware::from_fn_with_state(
+        state.clone(),
+        count_requests,
+    ));
+    // Outermost: the request id and the request's span, around everything
+    // the router does (see `request_span`).
+    let traced = ServiceBuilder::new()
+        .layer(MapRequestLayer::new(drop_unusable_request_id))
+        .layer(SetRequestIdLayer::new(header_name(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(header_name()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(RequestSpan)
+                .on_response(RecordStatus::default())
+                // Failures are logged where they happen (refusals, errors).
+                .on_failure(()),
+        );
+    router.layer(traced).with_state(state)
 }
 
 /// CORS for the allowed origins: `POST /graphql` with a JSON body and a
@@ -90,7 +110,13 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header_name(),
+        ])
+        .expose_headers([header_name()])
         .max_age(Duration::from_secs(600))
 }
 
@@ -480,13 +506,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// and methods a route does not serve (405).
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path: &'static str = match request.uri().path() {
-        "/graphql" => "/graphql",
-        "/health" => "/health",
-        "/metrics" => "/metrics",
-        p if p.starts_with("/graphiql/") => "/graphiql",
-        _ => "other",
-    };
+    let path = route_label(request.uri().path());
     let response = next.run(request).await;
     let status = response.status();
     let reason = match status {

@@ -19,6 +19,12 @@
 //! - [`Auth`], [`AuthSettings`]: bearer tokens to a
 //!   [`Caller`](roster_graphql::Caller); [`HostPolicy`]: the `Host` check.
 //! - [`Metrics`]: what `/metrics` exports, [`RefusalReason`] included.
+//! - Every request has an id ([`REQUEST_ID_HEADER`]: the client's if
+//!   usable, else a new UUID) and an `http.request` span carrying it, the
+//!   parent of the GraphQL operation, loader batch and statement spans.
+//! - `telemetry` (feature `telemetry`, on by default): the log subscriber,
+//!   text or JSON lines, and with the feature `otel` the OTLP trace
+//!   export; `telemetry::init()` sets it up from the environment.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), roster_server::ServerError> {
@@ -34,7 +40,10 @@ mod http;
 mod listener;
 mod metrics;
 mod policy;
+mod request_span;
 pub mod seed;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -55,6 +64,7 @@ pub use graphiql::{GRAPHIQL_VERSION, REACT_VERSION};
 pub use http::{MAX_BODY_BYTES, router};
 pub use metrics::{ErrorLabels, HttpLabels, Metrics, RefusalReason, method_label};
 pub use policy::HostPolicy;
+pub use request_span::{MAX_REQUEST_ID_LEN, REQUEST_ID_HEADER, is_usable_request_id};
 
 use roster_graphql::{Served, schema};
 use roster_migrations::MigratorTrait;
@@ -105,6 +115,15 @@ pub enum ServerError {
     /// Binding or serving the listening socket failed.
     #[error("serving HTTP failed")]
     Io(#[from] std::io::Error),
+    /// Setting up the logs or the trace export, or sending spans, failed.
+    #[error("telemetry: {step} failed")]
+    Telemetry {
+        /// What was being done.
+        step: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Opens the server's pool on `url` with `settings` (see

@@ -33,6 +33,8 @@ struct Cargo {
     bin: Option<String>,
     test: Option<String>,
     filter: Option<String>,
+    /// `--features`, each of the package's (the root package's without `-p`).
+    features: Vec<String>,
     /// What follows `--`.
     rest: Vec<String>,
 }
@@ -58,6 +60,7 @@ fn parse(args: &[&str]) -> Result<Cargo, String> {
             "--bench" => cargo.bench = Some(value()?),
             "--bin" => cargo.bin = Some(value()?),
             "--test" => cargo.test = Some(value()?),
+            "-F" | "--features" => cargo.features.push(value()?),
             "--" => {
                 cargo.rest = args.map(|a| (*a).to_owned()).collect();
                 break;
@@ -83,6 +86,9 @@ pub async fn run(
     let workspace = Workspace::read();
     if let Some(package) = &cargo.package {
         workspace.package(package)?;
+    }
+    for feature in &cargo.features {
+        workspace.feature(cargo.package.as_deref(), feature)?;
     }
     match cargo.subcommand.as_str() {
         "run" => match (&cargo.example, cargo.package.as_deref()) {
@@ -256,7 +262,8 @@ fn test_notices(shown: &[String]) -> Result<(), String> {
 /// The workspace's packages and the root package's targets, from the
 /// manifests.
 struct Workspace {
-    packages: Vec<String>,
+    /// Each package's name and manifest.
+    packages: Vec<(String, String)>,
     /// `[[bench]]` names and paths.
     benches: Vec<(String, PathBuf)>,
     /// `[[test]]` names and paths.
@@ -266,7 +273,7 @@ struct Workspace {
 impl Workspace {
     fn read() -> Self {
         let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
-        let mut packages = vec![package_name(&manifest)];
+        let mut packages = vec![(package_name(&manifest), manifest.clone())];
         let mut section = String::new();
         let (mut benches, mut tests) = (Vec::new(), Vec::new());
         let mut target: Option<(String, Option<String>)> = None;
@@ -290,7 +297,7 @@ impl Workspace {
                 let member = line.trim_matches(|c| c == '"' || c == ',');
                 let manifest = std::fs::read_to_string(root().join(member).join("Cargo.toml"))
                     .unwrap_or_else(|e| panic!("{member}/Cargo.toml: {e}"));
-                packages.push(package_name(&manifest));
+                packages.push((package_name(&manifest), manifest));
             }
             if section == "[[bench]]" || section == "[[test]]" {
                 if let Some(name) = value(line, "name") {
@@ -309,11 +316,42 @@ impl Workspace {
     }
 
     fn package(&self, name: &str) -> Result<(), String> {
-        if self.packages.iter().any(|p| p == name) {
+        if self.packages.iter().any(|(p, _)| p == name) {
             Ok(())
         } else {
             Err(format!("no package {name} in the workspace"))
         }
+    }
+
+    /// Whether `package` (the root package for `None`) declares `feature`
+    /// (or several, comma-separated) in its `[features]`.
+    fn feature(&self, package: Option<&str>, feature: &str) -> Result<(), String> {
+        let (name, manifest) = match package {
+            Some(package) => self
+                .packages
+                .iter()
+                .find(|(p, _)| p == package)
+                .ok_or_else(|| format!("no package {package} in the workspace"))?,
+            None => &self.packages[0],
+        };
+        let mut section = "";
+        let declared: Vec<&str> = manifest
+            .lines()
+            .map(str::trim)
+            .filter(|line| {
+                if line.starts_with('[') {
+                    section = line;
+                }
+                section == "[features]"
+            })
+            .filter_map(|line| line.split_once('=').map(|(key, _)| key.trim()))
+            .collect();
+        for wanted in feature.split(',').map(str::trim) {
+            if !declared.contains(&wanted) {
+                return Err(format!("{name} has no feature {wanted}"));
+            }
+        }
+        Ok(())
     }
 
     fn example(&self, name: &str) -> Result<(), String> {

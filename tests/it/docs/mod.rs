@@ -214,8 +214,10 @@ fn pages_tell_no_history() {
     );
 }
 
-/// The environment variables the code reads: every `ROSTER_…` name in
-/// the Rust sources (this module's aside), `DATABASE_URL` and `RUST_LOG`.
+/// The environment variables the code reads: every `ROSTER_…` and
+/// `OTEL_…` name in the Rust sources (this module's aside; the OpenTelemetry
+/// ones the trace export honours are listed in `roster_server::telemetry`),
+/// `DATABASE_URL` and `RUST_LOG`.
 fn variables_read_by_the_code() -> BTreeSet<String> {
     fn scan(dir: &Path, found: &mut BTreeSet<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -228,7 +230,10 @@ fn variables_read_by_the_code() -> BTreeSet<String> {
                 }
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
-                for (at, _) in text.match_indices("ROSTER_") {
+                let prefixes = text
+                    .match_indices("ROSTER_")
+                    .chain(text.match_indices("OTEL_"));
+                for (at, _) in prefixes {
                     if text[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
                         continue;
                     }

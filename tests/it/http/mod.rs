@@ -1,13 +1,15 @@
 //! The HTTP server as an attacker meets it, through real HTTP clients (and
 //! headless Chromium where a page is involved): authentication and scopes,
 //! cross-site writes, `Host` and CORS, timeouts and the connection limit,
-//! `/metrics` under made-up methods, GraphiQL offline, the start refusal.
+//! `/metrics` under made-up methods, GraphiQL offline, the start refusal;
+//! the request id, the logs and the traces an operator follows.
 
 mod auth;
 mod browser;
 mod cross_site;
 mod limits;
 mod startup;
+mod traces;
 
 use roster::entity::user;
 use roster_testkit::TestDb;

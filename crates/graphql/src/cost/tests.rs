@@ -323,11 +323,21 @@ fn a_connection_counts_its_first_rows_once_and_its_total_count_like_a_write() {
     assert!(bigger > page && bigger < 3 * page, "{page} {bigger}");
     let counted = cost("{ usersConnection(first: 10) { totalCount nodes { name } } }");
     assert!(counted >= page + COUNT_COST, "{page} {counted}");
-    // Nested lists of a page are bounded by its `first`, not by MAX_LIMIT.
+    // Nested lists of a page are bounded by its `first`, not by MAX_LIMIT,
+    // and a connection costs what the list of the same rows costs.
     let nested = cost(
         "{ groupsConnection(first: 5) { nodes { usersConnection(first: 5) { nodes { name } } } } }",
     );
-    assert!(nested < 1_000, "{nested}");
+    let lists = cost("{ groups(limit: 5) { users(limit: 5) { name } } }");
+    assert_eq!(nested, lists);
+    let fan_out = cost(
+        "{ groupsConnection(first: 50) { nodes { groupType { name } usersConnection(first: 100) { \
+         nodes { groupsConnection(first: 5) { nodes { name } } } } } } }",
+    );
+    let fan_out_lists = cost(
+        "{ groups(limit: 50) { groupType { name } users(limit: 100) { groups(limit: 5) { name } } } }",
+    );
+    assert_eq!(fan_out, fan_out_lists);
 }
 
 #[test]

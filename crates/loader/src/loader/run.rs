@@ -141,7 +141,9 @@ impl<V: Send + Sync + 'static, K: Key> Drop for Driver<'_, V, K> {
                     batch: Arc::clone(self.batch),
                     armed: true,
                 };
-                runtime.spawn(hand_off(guard, self.running.take()));
+                // The batch stays in the trace of the request that opened it.
+                let parent = tracing::Span::current();
+                runtime.spawn(hand_off(guard, self.running.take()).instrument(parent));
             }
             _ => self.shared.vanish(self.batch),
         }
@@ -211,7 +213,10 @@ async fn run_batch<V: Send + Sync + 'static, K: Key>(
     let keys = batch.keys();
     let waited = batch.opened.elapsed();
     shared.metrics.batch(keys.len(), waited);
-    let span = tracing::debug_span!(
+    // At `info`, like the request and statement spans around it, so that a
+    // trace at the default level shows request → operation → batch →
+    // statement.
+    let span = tracing::info_span!(
         "roster_loader.batch",
         source = shared.name,
         keys = keys.len(),
