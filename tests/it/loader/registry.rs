@@ -54,8 +54,8 @@ async fn loaders_are_made_per_entity_key_relation_and_limit(db: &TestDb) {
     assert_eq!(loaders.made(), 7);
 }
 
-async fn a_membership_change_empties_the_relation_caches_of_its_table(db: &TestDb) {
-    let store = Store::new(db.conn().clone());
+/// A user and a group, inserted through `store`.
+async fn ada_and_admins(store: &Store) -> (user::Model, group::Model) {
     let ada = store
         .insert::<user::Entity>(user::ActiveModel {
             name: Set(Some("Ada".into())),
@@ -70,14 +70,25 @@ async fn a_membership_change_empties_the_relation_caches_of_its_table(db: &TestD
         })
         .await
         .expect("admins");
+    (ada, admins)
+}
+
+/// The request's memberships by `(user_id, group_id)`.
+fn memberships(store: &Store) -> roster::loader::Loader<users_groups::Model, (i64, i64)> {
+    store.loaders().by_key::<users_groups::Entity, (i64, i64)>((
+        users_groups::Column::UserId,
+        users_groups::Column::GroupId,
+    ))
+}
+
+async fn a_membership_change_empties_the_relation_caches_of_its_table(db: &TestDb) {
+    let store = Store::new(db.conn().clone());
+    let (ada, admins) = ada_and_admins(&store).await;
     let groups_of = store
         .loaders()
         .related_at_most::<user::Entity, group::Entity>(10)
         .expect("M:N");
-    let membership = store.loaders().by_key::<users_groups::Entity, (i64, i64)>((
-        users_groups::Column::UserId,
-        users_groups::Column::GroupId,
-    ));
+    let membership = memberships(&store);
     assert_eq!(
         groups_of.load(ada.id).await.expect("load").map(|g| g.len()),
         Some(0)
@@ -124,25 +135,9 @@ async fn a_membership_change_empties_the_relation_caches_of_its_table(db: &TestD
 
 async fn a_deletion_empties_the_caches_its_cascade_reaches(db: &TestDb) {
     let store = Store::new(db.conn().clone());
-    let ada = store
-        .insert::<user::Entity>(user::ActiveModel {
-            name: Set(Some("Ada".into())),
-            ..Default::default()
-        })
-        .await
-        .expect("ada");
-    let admins = store
-        .insert::<group::Entity>(group::ActiveModel {
-            name: Set(Some("admins".into())),
-            ..Default::default()
-        })
-        .await
-        .expect("admins");
+    let (ada, admins) = ada_and_admins(&store).await;
     assert!(store.add_membership(ada.id, admins.id).await.expect("add"));
-    let membership = store.loaders().by_key::<users_groups::Entity, (i64, i64)>((
-        users_groups::Column::UserId,
-        users_groups::Column::GroupId,
-    ));
+    let membership = memberships(&store);
     let row = membership
         .load((ada.id, admins.id))
         .await
