@@ -80,6 +80,25 @@ async fn set_to_one(tx: &Store, row: &group::Model) -> Result<group::Model, Erro
 }
 
 /// Whether `err` is the backend's lock wait over its limit.
+/// [`set_to_one`] in a transaction retried up to 30 times: the row as
+/// written, and how many times the closure ran.
+async fn set_to_one_with_retries(
+    store: &Store,
+    row: &group::Model,
+) -> Result<(group::Model, u32), Error> {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let updated = store
+        .transaction(TxOptions::new().max_attempts(30), |tx| {
+            let (row, attempts) = (row.clone(), attempts.clone());
+            async move {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                set_to_one(&tx, &row).await
+            }
+        })
+        .await?;
+    Ok((updated, attempts.load(Ordering::SeqCst)))
+}
+
 fn is_lock_wait(err: &Error, backend: DbBackend) -> bool {
     let code = err.code().unwrap_or_default();
     match backend {
@@ -119,21 +138,13 @@ async fn a_lock_wait_over_the_session_limit_is_retried(db: &TestDb) {
     assert!(err.is_retryable(), "{err:?}");
     assert!(Instant::now() < released_at, "the first try ended early");
 
-    let attempts = Arc::new(AtomicU32::new(0));
-    let updated = store
-        .transaction(TxOptions::new().max_attempts(30), |tx| {
-            let (row, attempts) = (row.clone(), attempts.clone());
-            async move {
-                attempts.fetch_add(1, Ordering::SeqCst);
-                set_to_one(&tx, &row).await
-            }
-        })
+    let (updated, attempts) = set_to_one_with_retries(&store, &row)
         .await
         .expect("committed once the lock is gone");
     assert!(Instant::now() >= released_at, "it could not commit earlier");
     releaser.await.expect("releaser");
     if backend == DbBackend::MySql {
-        assert!(attempts.load(Ordering::SeqCst) > 1, "the closure ran again");
+        assert!(attempts > 1, "the closure ran again");
     }
     let stored = group::Entity::find_by_id(row.id)
         .one(db.conn())
@@ -166,23 +177,12 @@ async fn a_commit_kept_busy_by_a_reader_is_retried(db: &TestDb) {
         tokio::time::sleep_until(released_at.into()).await;
         reader.commit().await.expect("end the read");
     });
-    let attempts = Arc::new(AtomicU32::new(0));
-    let updated = store
-        .transaction(TxOptions::new().max_attempts(30), |tx| {
-            let (row, attempts) = (row.clone(), attempts.clone());
-            async move {
-                attempts.fetch_add(1, Ordering::SeqCst);
-                set_to_one(&tx, &row).await
-            }
-        })
+    let (updated, attempts) = set_to_one_with_retries(&store, &row)
         .await
         .expect("committed once the reader is done");
     assert!(Instant::now() >= released_at, "it could not commit earlier");
     releaser.await.expect("releaser");
-    assert!(
-        attempts.load(Ordering::SeqCst) > 1,
-        "the busy COMMIT ran the closure again"
-    );
+    assert!(attempts > 1, "the busy COMMIT ran the closure again");
     let stored = group::Entity::find_by_id(row.id)
         .one(db.conn())
         .await
