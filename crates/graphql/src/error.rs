@@ -51,6 +51,13 @@ pub enum ApiError {
     /// its time limit (statement, connection wait or loader batch).
     #[error("timed out: the database did not answer within the server's time limit")]
     Timeout,
+    /// `UNAVAILABLE`: the database could not take the request now
+    /// (unreachable, restarting, or a primary failing over). Nothing was
+    /// done, except possibly a single write whose connection broke while it
+    /// was in flight; retrying is safe for updates and deletes, which carry
+    /// the row's `lastchange`.
+    #[error("the database is unavailable right now (restarting or failing over); retry shortly")]
+    Unavailable,
     /// `INTERNAL`: anything else. The client sees only "internal error"; the
     /// cause was logged when the error was made.
     #[error("internal error")]
@@ -65,6 +72,7 @@ impl ApiError {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput(_) | Self::Refused(_) => "BAD_USER_INPUT",
             Self::Forbidden { .. } => "FORBIDDEN",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Timeout | Self::Internal => "INTERNAL",
         }
     }
@@ -89,6 +97,12 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// `UNAVAILABLE`, logging `error` for the operator.
+    fn unavailable(error: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %error, "the database is unavailable");
+        Self::Unavailable
+    }
+
     /// `INTERNAL` said as a timeout, logging `error` for the operator.
     fn timeout(error: &(dyn std::error::Error + 'static)) -> Self {
         tracing::warn!(error = %error, "a GraphQL request timed out waiting for the database");
@@ -131,6 +145,8 @@ impl From<roster_store::Error> for ApiError {
                 Self::BadUserInput(format!("invalid input for {table}: {reason}"))
             }
             timed_out if timed_out.is_timeout() => Self::timeout(&timed_out),
+            unavailable @ Error::Unavailable { .. } => Self::unavailable(&unavailable),
+            Error::Load(load) if load.is_unavailable() => Self::unavailable(&load),
             other => Self::internal(&other),
         }
     }
@@ -146,6 +162,8 @@ impl From<roster_loader::Error> for ApiError {
     fn from(err: roster_loader::Error) -> Self {
         if err.is_timeout() {
             Self::timeout(&err)
+        } else if err.is_unavailable() {
+            Self::unavailable(&err)
         } else {
             Self::internal(&err)
         }

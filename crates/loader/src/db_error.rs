@@ -119,6 +119,51 @@ pub fn is_transient(err: &DbErr) -> bool {
     }
 }
 
+/// Whether `err` says the server could not be reached or the connection
+/// broke under the statement: no pooled connection could be opened in time
+/// (sqlx keeps retrying a refused connect until the acquire timeout), the
+/// pool was closed, or the socket failed (I/O, TLS, protocol). A read that
+/// failed this way can run again elsewhere; a write may or may not have
+/// reached the server.
+pub fn is_unreachable(err: &DbErr) -> bool {
+    if matches!(
+        err,
+        DbErr::ConnectionAcquire(ConnAcquireErr::Timeout | ConnAcquireErr::ConnectionClosed)
+    ) {
+        return true;
+    }
+    matches!(
+        sqlx_error(err),
+        Some(
+            sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+        )
+    )
+}
+
+/// Whether the server refused the statement because it cannot take it now,
+/// so it did nothing: PostgreSQL 25006 (a standby: read-only), 57P01/57P02
+/// (shutting down), 57P03 (starting up), class 08 (connection exceptions);
+/// MySQL/MariaDB 1290 (`--read-only`), 1047 (a Galera node not synced),
+/// 1053 (shutting down).
+pub fn is_refused_for_now(err: &DbErr) -> bool {
+    let Some(code) = backend_code(err) else {
+        return false;
+    };
+    match code.backend {
+        DbBackend::Postgres => {
+            matches!(code.code.as_str(), "25006" | "57P01" | "57P02" | "57P03")
+                || code.code.starts_with("08")
+        }
+        DbBackend::MySql => matches!(code.code.as_str(), "1290" | "1047" | "1053"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,10 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use sea_orm::{
-    Condition, DatabaseConnection, EntityTrait, Iterable, PrimaryKeyToColumn, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{Condition, EntityTrait, Iterable, PrimaryKeyToColumn, QueryFilter, QueryOrder};
 
 use crate::error::BoxError;
+use crate::read_route::ReadRoute;
 use crate::source::BatchSource;
 use crate::sql::{self, SqlKey};
 
@@ -56,7 +54,7 @@ use crate::sql::{self, SqlKey};
 /// # Ok(()) }
 /// ```
 pub struct EntitySource<E: EntityTrait, K: SqlKey = i64> {
-    db: DatabaseConnection,
+    route: ReadRoute,
     /// The key's columns, or why the entity cannot be loaded this way.
     columns: Result<K::Columns<E::Column>, &'static str>,
     /// Whether the key is the primary key (no tie-break order needed).
@@ -65,10 +63,11 @@ pub struct EntitySource<E: EntityTrait, K: SqlKey = i64> {
 }
 
 impl<E: EntityTrait> EntitySource<E> {
-    /// A source reading `E` by its single integer primary key, through `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// A source reading `E` by its single integer primary key, through `db`
+    /// (a connection, or a request's [`ReadRoute`]).
+    pub fn new(db: impl Into<ReadRoute>) -> Self {
         Self {
-            db,
+            route: db.into(),
             columns: primary_key::<E>(),
             primary: true,
             filter: None,
@@ -79,9 +78,9 @@ impl<E: EntityTrait> EntitySource<E> {
 impl<E: EntityTrait, K: SqlKey> EntitySource<E, K> {
     /// A source reading `E` by the unique key in `columns`: one column, or
     /// a pair `(a, b)` for `K = (A, B)`.
-    pub fn unique(db: DatabaseConnection, columns: K::Columns<E::Column>) -> Self {
+    pub fn unique(db: impl Into<ReadRoute>, columns: K::Columns<E::Column>) -> Self {
         Self {
-            db,
+            route: db.into(),
             columns: Ok(columns),
             primary: false,
             filter: None,
@@ -118,14 +117,14 @@ where
     }
 
     fn max_ids_per_call(&self) -> usize {
-        sql::max_ids_per_statement(self.db.get_database_backend())
+        sql::max_ids_per_statement(self.route.backend())
     }
 
     async fn load(&self, keys: &[K]) -> Result<HashMap<K, E::Model>, BoxError> {
         let columns = self
             .columns
             .map_err(|why| format!("loading `{}`: {why}", E::default().table_name()))?;
-        let backend = self.db.get_database_backend();
+        let backend = self.route.backend();
         let mut select = E::find().filter(K::filter(backend, columns, keys));
         if let Some(filter) = &self.filter {
             select = select.filter(filter.clone());
@@ -135,7 +134,7 @@ where
         {
             select = select.order_by_asc(pk);
         }
-        let rows = select.all(&self.db).await?;
+        let rows = self.route.read(|db| select.clone().all(db)).await?;
         let mut found = HashMap::with_capacity(rows.len());
         for model in rows {
             if let Some(key) = K::of_model(&model, columns)

@@ -71,6 +71,17 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether the batch failed because the database could not take it now:
+    /// unreachable, its connection broken, or refusing work for the time
+    /// being ([`db_error::is_unreachable`], [`db_error::is_refused_for_now`]),
+    /// and not at a time limit.
+    pub fn is_unavailable(&self) -> bool {
+        !self.is_timeout()
+            && self
+                .db_err()
+                .is_some_and(|e| db_error::is_unreachable(e) || db_error::is_refused_for_now(e))
+    }
 }
 
 #[cfg(test)]

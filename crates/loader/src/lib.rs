@@ -86,6 +86,7 @@ mod key;
 mod loader;
 mod metrics;
 mod options;
+mod read_route;
 mod related;
 mod relation_count;
 mod relation_source;
@@ -102,6 +103,7 @@ pub use metrics::{
     BATCH_SIZE_BUCKETS, DISPATCH_WAIT_BUCKETS_US, HistogramSnapshot, LoaderMetrics, MetricsSnapshot,
 };
 pub use options::{Answers, DEFAULT_MAX_BATCH, LoaderOptions};
+pub use read_route::{OnReplicaFailure, ReadRoute};
 pub use related::UnsupportedRelation;
 pub use relation_count::RelationCount;
 pub use relation_source::RelationSource;

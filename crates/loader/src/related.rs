@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use sea_orm::sea_query::{DynIden, TableRef};
-use sea_orm::{DatabaseConnection, EntityTrait, Identity, Related, RelationDef};
+use sea_orm::{EntityTrait, Identity, Related, RelationDef};
+
+use crate::read_route::ReadRoute;
 
 use crate::relation_source::RelationSource;
 
@@ -45,13 +47,14 @@ impl<E: EntityTrait> RelationSource<E> {
     /// assert!(RelationSource::<roster_entity::grouptype::Entity>::related::<group::Entity>(db).is_err());
     /// # Ok(()) }
     /// ```
-    pub fn related<P>(db: DatabaseConnection) -> Result<Self, UnsupportedRelation>
+    pub fn related<P>(db: impl Into<ReadRoute>) -> Result<Self, UnsupportedRelation>
     where
         P: EntityTrait + Related<E>,
     {
         let parent = P::default().table_name();
         let child = E::default().table_name();
         let unsupported = |why| UnsupportedRelation { parent, child, why };
+        let db: ReadRoute = db.into();
         let to = <P as Related<E>>::to();
         let source = match <P as Related<E>>::via() {
             None => {

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
+use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, DynIden, Expr, Func, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::error::BoxError;
+use crate::read_route::ReadRoute;
 use crate::source::BatchSource;
 use crate::sql;
 
@@ -19,7 +20,7 @@ const COUNT: &str = "roster_count";
 /// The number of related rows of each parent id (0 when there are none).
 /// Made by [`RelationSource::counts`](crate::RelationSource::counts).
 pub struct RelationCount {
-    pub(crate) db: DatabaseConnection,
+    pub(crate) route: ReadRoute,
     pub(crate) name: &'static str,
     /// `(table, column)` holding the parent id: the junction's for M:N, the
     /// related table's foreign key for 1:N.
@@ -35,11 +36,11 @@ impl BatchSource for RelationCount {
     }
 
     fn max_ids_per_call(&self) -> usize {
-        sql::max_ids_per_statement(self.db.get_database_backend())
+        sql::max_ids_per_statement(self.route.backend())
     }
 
     async fn load(&self, parents: &[i64]) -> Result<HashMap<i64, u64>, BoxError> {
-        let backend = self.db.get_database_backend();
+        let backend = self.route.backend();
         let column = || Expr::col((self.parent.0.clone(), self.parent.1.clone()));
         let mut select = Query::select();
         select
@@ -48,7 +49,7 @@ impl BatchSource for RelationCount {
             .from(self.parent.0.clone())
             .and_where(sql::ids_filter(backend, column(), parents))
             .group_by_col((self.parent.0.clone(), self.parent.1.clone()));
-        let rows = self.db.query_all(&select).await?;
+        let rows = self.route.read(|db| db.query_all(&select)).await?;
         let mut counts: HashMap<i64, u64> = parents.iter().map(|&p| (p, 0)).collect();
         for row in rows {
             let parent: i64 = row.try_get("", PARENT)?;

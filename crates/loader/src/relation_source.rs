@@ -7,12 +7,11 @@ use sea_orm::sea_query::{
     Alias, Asterisk, DynIden, Expr, ExprTrait, Func, IntoIden, Order, Query, SelectStatement,
     WindowStatement,
 };
-use sea_orm::{
-    Condition, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, Iterable,
-};
+use sea_orm::{Condition, ConnectionTrait, EntityTrait, FromQueryResult, Iterable};
 
 use crate::entity_source::primary_key;
 use crate::error::BoxError;
+use crate::read_route::ReadRoute;
 use crate::source::BatchSource;
 use crate::sql;
 
@@ -34,7 +33,7 @@ const RANK: &str = "roster_rank";
 /// [`limit_per_parent`](Self::limit_per_parent) are applied in SQL, the limit
 /// with `ROW_NUMBER() OVER (PARTITION BY parent …)`.
 pub struct RelationSource<E: EntityTrait> {
-    db: DatabaseConnection,
+    route: ReadRoute,
     name: &'static str,
     /// `(table, column)` holding the parent id.
     parent: (DynIden, DynIden),
@@ -49,13 +48,13 @@ pub struct RelationSource<E: EntityTrait> {
 
 impl<E: EntityTrait> RelationSource<E> {
     /// Rows of `E` whose `foreign_key` equals the parent id (1:N).
-    pub fn has_many(db: DatabaseConnection, foreign_key: E::Column) -> Self {
+    pub fn has_many(db: impl Into<ReadRoute>, foreign_key: E::Column) -> Self {
         let tables = vec![E::default().table_name()];
-        Self::has_many_column(db, foreign_key.into_iden(), tables)
+        Self::has_many_column(db.into(), foreign_key.into_iden(), tables)
     }
 
     pub(crate) fn has_many_column(
-        db: DatabaseConnection,
+        db: ReadRoute,
         foreign_key: DynIden,
         tables: Vec<&'static str>,
     ) -> Self {
@@ -65,13 +64,13 @@ impl<E: EntityTrait> RelationSource<E> {
     /// Rows of `E` linked to the parent through junction `J`:
     /// `J.parent_key` = parent id and `J.target_key` = `E`'s primary key (M:N).
     pub fn many_to_many<J: EntityTrait>(
-        db: DatabaseConnection,
+        db: impl Into<ReadRoute>,
         parent_key: J::Column,
         target_key: J::Column,
     ) -> Self {
         let tables = vec![E::default().table_name(), J::default().table_name()];
         Self::many_to_many_columns(
-            db,
+            db.into(),
             J::default().into_iden(),
             parent_key.into_iden(),
             target_key.into_iden(),
@@ -80,7 +79,7 @@ impl<E: EntityTrait> RelationSource<E> {
     }
 
     pub(crate) fn many_to_many_columns(
-        db: DatabaseConnection,
+        db: ReadRoute,
         junction: DynIden,
         parent_key: DynIden,
         target_key: DynIden,
@@ -95,13 +94,13 @@ impl<E: EntityTrait> RelationSource<E> {
     }
 
     fn with_parent(
-        db: DatabaseConnection,
+        db: ReadRoute,
         parent: (DynIden, DynIden),
         junction: Option<(DynIden, DynIden)>,
         tables: Vec<&'static str>,
     ) -> Self {
         Self {
-            db,
+            route: db,
             name: E::default().table_name(),
             parent,
             junction,
@@ -116,7 +115,7 @@ impl<E: EntityTrait> RelationSource<E> {
     /// filter nor the limit applies), for the same relation.
     pub fn counts(&self) -> crate::RelationCount {
         crate::RelationCount {
-            db: self.db.clone(),
+            route: self.route.clone(),
             name: self.name,
             parent: self.parent.clone(),
         }
@@ -156,7 +155,7 @@ impl<E: EntityTrait> RelationSource<E> {
 
     fn statement(&self, parents: &[i64]) -> Result<SelectStatement, BoxError> {
         let key = primary_key::<E>()?;
-        let backend = self.db.get_database_backend();
+        let backend = self.route.backend();
         let parent_col = || (self.parent.0.clone(), self.parent.1.clone());
 
         let mut inner = Query::select();
@@ -222,12 +221,12 @@ where
     }
 
     fn max_ids_per_call(&self) -> usize {
-        sql::max_ids_per_statement(self.db.get_database_backend())
+        sql::max_ids_per_statement(self.route.backend())
     }
 
     async fn load(&self, parents: &[i64]) -> Result<HashMap<i64, Vec<Arc<E::Model>>>, BoxError> {
         let statement = self.statement(parents)?;
-        let rows = self.db.query_all(&statement).await?;
+        let rows = self.route.read(|db| db.query_all(&statement)).await?;
         let mut related: HashMap<i64, Vec<Arc<E::Model>>> =
             parents.iter().map(|&p| (p, Vec::new())).collect();
         for row in rows {

@@ -29,6 +29,12 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `ROSTER_MAX_CONNECTIONS` when unset.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// `ROSTER_REPLICA_MAX_LAG` when unset.
+pub const DEFAULT_REPLICA_MAX_LAG: Duration = Duration::from_secs(5);
+/// `ROSTER_CAUSAL_WAIT` when unset.
+pub const DEFAULT_CAUSAL_WAIT: Duration = Duration::from_millis(200);
+/// `ROSTER_REPLICA_CHECK_EVERY` when unset.
+pub const DEFAULT_REPLICA_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The HTTP connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +84,12 @@ pub struct Config {
     /// The pool: `ROSTER_POOL_SIZE` (default [`DEFAULT_POOL_SIZE`]),
     /// `ROSTER_ACQUIRE_TIMEOUT` (default [`DEFAULT_ACQUIRE_TIMEOUT`]) and
     /// `ROSTER_STATEMENT_TIMEOUT` (default [`DEFAULT_STATEMENT_TIMEOUT`];
-    /// `0` turns it off).
+    /// `0` turns it off); read replicas: `ROSTER_REPLICA_URLS`
+    /// (comma-separated, default none), `ROSTER_REPLICA_MAX_LAG` (default
+    /// [`DEFAULT_REPLICA_MAX_LAG`]), `ROSTER_CAUSAL_WAIT` (default
+    /// [`DEFAULT_CAUSAL_WAIT`]) and `ROSTER_REPLICA_CHECK_EVERY` (default
+    /// [`DEFAULT_REPLICA_CHECK_EVERY`]). `DATABASE_URL` may list several
+    /// candidate hosts for the primary (`postgres://u@db1,db2/roster`).
     pub pool: PoolSettings,
     /// The most one HTTP request to `/graphql` may take, from its head to
     /// its answer, body reading and all its operations included
@@ -209,7 +220,14 @@ impl Config {
                 .clone()
                 .max_connections(pool_size)
                 .acquire_timeout(duration("ROSTER_ACQUIRE_TIMEOUT", DEFAULT_ACQUIRE_TIMEOUT)?)
-                .statement_timeout((!statement.is_zero()).then_some(statement)),
+                .statement_timeout((!statement.is_zero()).then_some(statement))
+                .replicas(list(var("ROSTER_REPLICA_URLS")))
+                .replica_max_lag(duration("ROSTER_REPLICA_MAX_LAG", DEFAULT_REPLICA_MAX_LAG)?)
+                .causal_wait(duration("ROSTER_CAUSAL_WAIT", DEFAULT_CAUSAL_WAIT)?)
+                .replica_check_every(duration(
+                    "ROSTER_REPLICA_CHECK_EVERY",
+                    DEFAULT_REPLICA_CHECK_EVERY,
+                )?),
             request_timeout: duration("ROSTER_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT)?,
             auth: auth_from(&var)?,
             cors_origins: list(var("ROSTER_CORS_ORIGINS"))

@@ -27,13 +27,15 @@ use tower_http::trace::TraceLayer;
 use tracing::Instrument;
 
 use crate::auth::AuthError;
+use crate::consistency::{self, Consistency};
 use crate::metrics::RefusalReason;
 use crate::policy::{self, GRAPHQL_RESPONSE_JSON};
 use crate::request_span::{
     RecordStatus, RequestSpan, drop_unusable_request_id, header_name, route_label,
 };
 use crate::{AppState, HostPolicy, graphiql};
-use roster_graphql::{Caller, MAX_RESPONSE_BYTES, request_data, request_loaders};
+use roster_graphql::{Caller, MAX_RESPONSE_BYTES, request_data};
+use roster_store::{CommitPosition, Loaders};
 
 /// The largest request body accepted (1 MiB); larger ones get HTTP 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -115,8 +117,9 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::ACCEPT,
             header_name(),
+            consistency::after_header(),
         ])
-        .expose_headers([header_name()])
+        .expose_headers([header_name(), consistency::position_header()])
         .max_age(Duration::from_secs(600))
 }
 
@@ -267,6 +270,17 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
             "POST /graphql takes a body of Content-Type application/json",
         );
     }
+    let after = match consistency::requested(request.headers()) {
+        Ok(after) => after,
+        Err(message) => {
+            state.metrics().graphql_error(Some("BAD_USER_INPUT"));
+            let body = json!({ "errors": [{
+                "message": message,
+                "extensions": { "code": "BAD_USER_INPUT" },
+            }]});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
     let graphql_response = policy::wants_graphql_response(request.headers());
     let span = tracing::info_span!("graphql", caller = caller.subject().unwrap_or("-"));
     let body_timeout = settings.limits.body_timeout;
@@ -279,12 +293,29 @@ async fn graphql(State(state): State<AppState>, request: Request) -> Response {
             Ok(Ok(body)) => body,
         };
         let batch: BatchRequest = serde_json::from_slice(&body).map_err(Early::NotGraphql)?;
-        Ok(execute(&state, batch, &caller).await)
+        Ok(execute(&state, batch, &caller, after).await)
     }
     .instrument(span.clone());
     let limit = state.request_timeout();
     match tokio::time::timeout(limit, work).await {
-        Ok(Ok(response)) => span.in_scope(|| answer(&state, response, graphql_response)),
+        Ok(Ok(Ok((mut response, consistency)))) => {
+            consistency.annotate(&mut response);
+            let mut answered = span.in_scope(|| answer(&state, response, graphql_response));
+            if let Some(position) = consistency.header() {
+                answered
+                    .headers_mut()
+                    .insert(consistency::position_header(), position);
+            }
+            answered
+        }
+        Ok(Ok(Err(message))) => {
+            state.metrics().graphql_error(Some("BAD_USER_INPUT"));
+            let body = json!({ "errors": [{
+                "message": message,
+                "extensions": { "code": "BAD_USER_INPUT" },
+            }]});
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
         Ok(Err(Early::BodyTimeout)) => {
             let mut response = refuse(
                 &state,
@@ -357,23 +388,41 @@ fn too_large(error: &axum::Error) -> bool {
     false
 }
 
-/// Runs `batch` for `caller`.
-async fn execute(state: &AppState, mut batch: BatchRequest, caller: &Caller) -> BatchResponse {
+/// Runs `batch` for `caller`, its reads routed by the cluster (to a replica
+/// that has reached `after`, if given) and its writes to the primary; with
+/// the primary's commit position if it wrote. `Err`: `after` does not fit
+/// this cluster.
+async fn execute(
+    state: &AppState,
+    mut batch: BatchRequest,
+    caller: &Caller,
+    after: Option<CommitPosition>,
+) -> Result<(BatchResponse, Consistency), String> {
     // A batch is measured as a whole before any of it runs.
     if let Err(refusal) = state.schema().admit(&mut batch) {
-        return BatchResponse::Single(refusal.to_response());
+        return Ok((
+            BatchResponse::Single(refusal.to_response()),
+            Consistency::default(),
+        ));
     }
-    let loaders = request_loaders(state.db(), state.metrics().loader());
+    let cluster = state.cluster();
+    let target = cluster
+        .read_route(after.as_ref())
+        .await
+        .map_err(|e| format!("{}: {e}", consistency::AFTER_HEADER))?;
+    tracing::debug!(read_from = target.from.as_str(), "reads routed");
+    let primary = target.route.primary_connection().clone();
+    let loaders = Loaders::routed(target.route, state.metrics().loader().clone());
     let introspection = state.settings().introspection;
     let prepare = |request: async_graphql::Request| {
-        let request = request_data(request, &loaders, state.db()).data(caller.clone());
+        let request = request_data(request, &loaders, &primary).data(caller.clone());
         if introspection {
             request
         } else {
             request.disable_introspection()
         }
     };
-    match batch {
+    let response = match batch {
         BatchRequest::Single(request) => {
             BatchResponse::Single(state.schema().execute(prepare(request)).await)
         }
@@ -384,7 +433,19 @@ async fn execute(state: &AppState, mut batch: BatchRequest, caller: &Caller) -> 
             }
             BatchResponse::Batch(responses)
         }
+    };
+    let mut consistency = Consistency {
+        position: None,
+        read_from: after.is_some().then_some(target.from),
+    };
+    if loaders.route().written() {
+        // After the writes were acknowledged: a position at or past them.
+        match cluster.position().await {
+            Ok(position) => consistency.position = position,
+            Err(e) => tracing::warn!(error = %e, "reading the primary's commit position failed"),
+        }
     }
+    Ok((response, consistency))
 }
 
 /// The HTTP answer for `response`: encodes it within
@@ -469,7 +530,8 @@ fn extension<'a>(error: &'a async_graphql::ServerError, name: &str) -> Option<&'
 
 /// 200 if the database answers `SELECT 1`, else 503.
 async fn health(State(state): State<AppState>) -> Response {
-    let check = tokio::time::timeout(HEALTH_TIMEOUT, state.db().execute_unprepared("SELECT 1"));
+    let primary = state.db();
+    let check = tokio::time::timeout(HEALTH_TIMEOUT, primary.execute_unprepared("SELECT 1"));
     match check.await {
         Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Err(e)) => {

@@ -35,6 +35,7 @@
 
 mod auth;
 mod config;
+pub mod consistency;
 mod graphiql;
 mod http;
 mod listener;
@@ -50,6 +51,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use roster_store::Cluster;
 use roster_store::{PoolSettings, pool};
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::net::TcpListener;
@@ -98,6 +100,9 @@ pub enum ServerError {
         #[source]
         source: DbErr,
     },
+    /// The primary or a replica could not be set up.
+    #[error("setting up the database cluster failed")]
+    Cluster(#[from] roster_store::ClusterError),
     /// Seeding the demo data failed.
     #[error("seeding the demo data failed")]
     Seed(#[source] DbErr),
@@ -152,9 +157,26 @@ pub async fn connect(
     Ok(db)
 }
 
-/// Migrates the database at `config.database_url` (under the migration
-/// lock, so replicas can start together), connects, and seeds the demo data
-/// if the database is empty.
+/// Opens the server's [`Cluster`] on `url` (one host, or candidate hosts
+/// for the primary) and `settings.replicas`, counting every statement in
+/// `metrics`.
+pub async fn connect_cluster(
+    url: &str,
+    settings: &PoolSettings,
+    metrics: &Arc<Metrics>,
+) -> Result<Cluster, ServerError> {
+    let counter = metrics.clone();
+    let on_open: roster_store::cluster::OnOpen = Arc::new(move |db: &mut DatabaseConnection| {
+        let counter = counter.clone();
+        db.set_metric_callback(move |_| counter.sql_statement());
+    });
+    Ok(Cluster::connect_with(url, settings, Some(on_open)).await?)
+}
+
+/// Finds the primary (`config.database_url` may list candidates), migrates
+/// it (under the migration lock, so several servers can start together),
+/// connects to the replicas, and seeds the demo data if the database is
+/// empty.
 pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
     prepare_with::<roster_migrations::Migrator>(config).await
 }
@@ -162,13 +184,15 @@ pub async fn prepare(config: &Config) -> Result<AppState, ServerError> {
 /// [`prepare`] with the migrations of `M`: a service's migrator, Roster's
 /// migrations followed by its own (see [`roster_migrations::run_migrator`]).
 pub async fn prepare_with<M: MigratorTrait>(config: &Config) -> Result<AppState, ServerError> {
-    let url = &config.database_url;
     let auth = Auth::new(&config.auth())?;
     let hosts = config
         .allowed_hosts
         .as_deref()
         .map(HostPolicy::list)
         .transpose()?;
+    let metrics = Arc::new(Metrics::new());
+    let cluster = connect_cluster(&config.database_url, &config.pool, &metrics).await?;
+    let url = &cluster.primary_url();
     let report = roster_migrations::run_migrator::<M>(
         url,
         roster_migrations::Action::Up { steps: None },
@@ -178,10 +202,8 @@ pub async fn prepare_with<M: MigratorTrait>(config: &Config) -> Result<AppState,
     for name in &report.applied {
         tracing::info!(migration = %name, "applied");
     }
-    let metrics = Arc::new(Metrics::new());
-    let db = connect(url, &config.pool, &metrics).await?;
-    seed::seed_if_empty(url, &db).await?;
-    let mut state = AppState::with_metrics(db, metrics)
+    seed::seed_if_empty(url, &cluster.primary()).await?;
+    let mut state = AppState::with_cluster(cluster, metrics)
         .with_request_timeout(config.request_timeout)
         .with_auth(auth)
         .with_cors_origins(config.cors_origins.clone())
@@ -222,7 +244,7 @@ pub(crate) struct Settings {
 
 struct Shared {
     schema: Arc<dyn Served>,
-    db: DatabaseConnection,
+    cluster: Cluster,
     metrics: Arc<Metrics>,
 }
 
@@ -236,10 +258,18 @@ impl AppState {
 
     /// A state over `db` recording into `metrics`.
     pub fn with_metrics(db: DatabaseConnection, metrics: Arc<Metrics>) -> Self {
+        Self::with_cluster(Cluster::single(db), metrics)
+    }
+
+    /// A state over `cluster` (a primary and its read replicas) recording
+    /// into `metrics`: each request reads from a healthy replica until it
+    /// writes, and honours the commit position a client sends back
+    /// (`x-roster-after`).
+    pub fn with_cluster(cluster: Cluster, metrics: Arc<Metrics>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 schema: Arc::new(schema()),
-                db,
+                cluster,
                 metrics,
             }),
             settings: Arc::new(Settings {
@@ -317,16 +347,21 @@ impl AppState {
     pub fn with_schema(mut self, schema: impl Served) -> Self {
         let shared = Shared {
             schema: Arc::new(schema),
-            db: self.shared.db.clone(),
+            cluster: self.shared.cluster.clone(),
             metrics: self.shared.metrics.clone(),
         };
         self.shared = Arc::new(shared);
         self
     }
 
-    /// The pool.
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.shared.db
+    /// The primary's pool now.
+    pub fn db(&self) -> DatabaseConnection {
+        self.shared.cluster.primary()
+    }
+
+    /// The primary and its replicas.
+    pub fn cluster(&self) -> &Cluster {
+        &self.shared.cluster
     }
 
     /// The metrics.

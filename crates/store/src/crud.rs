@@ -303,11 +303,15 @@ impl Store {
     where
         E: StoreEntity,
     {
-        E::find()
-            .filter(condition)
-            .count(&self.connection())
-            .await
-            .map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))
+        let select = E::find().filter(condition);
+        let counted = match &self.tx {
+            Some(state) => select.count(&state.txn).await,
+            None => {
+                let route = self.loaders.route();
+                route.read(|db| select.clone().count(db)).await
+            }
+        };
+        counted.map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))
     }
 
     /// `limit` rows after skipping `skip`, ordered by id (a stable order);
@@ -338,10 +342,14 @@ impl Store {
     where
         E: StoreEntity,
     {
-        let rows = select
-            .all(&self.connection())
-            .await
-            .map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))?;
+        let rows = match &self.tx {
+            Some(state) => select.all(&state.txn).await,
+            None => {
+                let route = self.loaders.route();
+                route.read(|db| select.clone().all(db)).await
+            }
+        }
+        .map_err(|e| Error::from_db(Operation::Select, E::TABLE, e))?;
         if self.tx.is_none() {
             let loader = self.loader::<E>();
             for row in &rows {
@@ -367,7 +375,11 @@ impl Store {
         let stream_err = |e| Error::from_db(Operation::Stream, E::TABLE, e);
         let stream = match &self.tx {
             Some(state) => select.stream(&state.txn).await.map_err(stream_err)?.boxed(),
-            None => select.stream(&self.db).await.map_err(stream_err)?.boxed(),
+            None => select
+                .stream(self.loaders.route().connection())
+                .await
+                .map_err(stream_err)?
+                .boxed(),
         };
         Ok(stream.map_err(stream_err))
     }

@@ -82,6 +82,26 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
+    /// The database could not take the statement now: it could not be
+    /// reached, the connection broke, or the server refused work for the
+    /// time being (PostgreSQL: a standby, which is read-only, or a server
+    /// shutting down or starting up; MariaDB: `read_only`, or a Galera node
+    /// that is not synced). This is what writes meet while a primary fails
+    /// over. Retryable: [`Store::transaction`](crate::Store::transaction)
+    /// runs its closure again. A single write made outside a transaction
+    /// whose connection broke while the statement was in flight may have
+    /// been applied: retry it only if it is safe to apply twice (an update
+    /// with its `lastchange` is: the second attempt is a conflict).
+    #[error("{operation} on {table}: the database is unavailable")]
+    Unavailable {
+        /// What the store was doing.
+        operation: Operation,
+        /// The table, or `"-"` for transaction control.
+        table: &'static str,
+        /// The driver's or server's error.
+        #[source]
+        source: DbErr,
+    },
     /// The connection failed while `COMMIT` was in flight, so whether the
     /// transaction committed is unknown: the server may have committed it
     /// before the answer was lost. Not retried by
@@ -209,9 +229,10 @@ impl Error {
     }
 
     /// Whether retrying the whole transaction may succeed: a serialization
-    /// failure or deadlock (PostgreSQL 40001, 40P01; MySQL 1213, 1205;
-    /// SQLite busy or locked), [`Error::ConcurrentInsert`], or
-    /// [`Error::LockNotGranted`].
+    /// failure or deadlock (PostgreSQL 40001, 40P01; MySQL 1213, 1205,
+    /// which is also how a Galera certification failure surfaces; SQLite
+    /// busy or locked), [`Error::ConcurrentInsert`],
+    /// [`Error::LockNotGranted`], or [`Error::Unavailable`].
     ///
     /// An [`Error::Database`] made by hand (no backend code in its source) is
     /// retryable when its `code` is one of those.
@@ -222,7 +243,9 @@ impl Error {
                     || (db_error::backend_code(source).is_none()
                         && matches!(code.as_deref(), Some("40001" | "40P01" | "1213" | "1205")))
             }
-            Self::ConcurrentInsert { .. } | Self::LockNotGranted { .. } => true,
+            Self::ConcurrentInsert { .. }
+            | Self::LockNotGranted { .. }
+            | Self::Unavailable { .. } => true,
             _ => false,
         }
     }

@@ -22,10 +22,14 @@
 //! - [`StoreEntity`] and [`Versioned`] (re-exported from `roster-entity`,
 //!   derived with `#[derive(StoreEntity)]`): what makes any sea-orm entity
 //!   storable, the directory's tables and a service's own alike.
+//! - [`Cluster`] ([`cluster`]): a primary and its read replicas; reads
+//!   routed to a healthy replica, causal reads by [`CommitPosition`],
+//!   failover to another candidate host.
 //! - [`pool`]: opening a pool with a statement time limit, a bounded
 //!   acquire wait and (on MySQL) a check that keeps half-read connections
 //!   out of the pool ([`PoolSettings`]).
 
+pub mod cluster;
 mod crud;
 mod error;
 mod lastchange;
@@ -36,6 +40,7 @@ mod store;
 mod transaction;
 mod upsert;
 
+pub use cluster::{BadPosition, Cluster, ClusterError, CommitPosition, ReadFrom};
 pub use crud::MAX_PAGE;
 pub use error::{Conflict, Error, InvalidReason, Operation, Refusal, Result};
 pub use lastchange::truncate_to_micros;

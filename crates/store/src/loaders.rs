@@ -9,8 +9,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use roster_entity::StoreEntity;
 use roster_loader::{
-    EntitySource, Key, Loader, LoaderMetrics, LoaderOptions, LoaderScope, RelationSource, SqlKey,
-    UnsupportedRelation,
+    EntitySource, Key, Loader, LoaderMetrics, LoaderOptions, LoaderScope, ReadRoute,
+    RelationSource, SqlKey, UnsupportedRelation,
 };
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{Condition, DatabaseConnection, Related};
@@ -61,7 +61,8 @@ pub struct Loaders {
 }
 
 struct Shared {
-    db: DatabaseConnection,
+    /// Where reads run: the primary, or a replica until the request writes.
+    route: ReadRoute,
     metrics: Arc<LoaderMetrics>,
     scope: LoaderScope,
     /// The loaders made so far. Read-locked to look one up or walk them
@@ -110,9 +111,16 @@ impl Loaders {
     /// Fresh loaders over `db` recording into `metrics` (e.g. one instance
     /// shared by every request of a server, for export).
     pub fn with_metrics(db: DatabaseConnection, metrics: Arc<LoaderMetrics>) -> Self {
+        Self::routed(ReadRoute::primary(db), metrics)
+    }
+
+    /// Fresh loaders reading through `route`: from the replica it chose for
+    /// the request (see [`Cluster::read_route`](crate::Cluster::read_route))
+    /// until the request writes, then from the primary.
+    pub fn routed(route: ReadRoute, metrics: Arc<LoaderMetrics>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                db,
+                route,
                 metrics,
                 scope: LoaderScope::new(),
                 made: RwLock::default(),
@@ -124,7 +132,7 @@ impl Loaders {
     pub fn by_id<E: StoreEntity>(&self) -> Loader<E::Model> {
         self.get_or_make(Slot::ById(TypeId::of::<E>()), || {
             let loader = Loader::with_options(
-                EntitySource::<E>::new(self.shared.db.clone()),
+                EntitySource::<E>::new(self.shared.route.clone()),
                 self.options(),
             );
             (loader, Vec::new())
@@ -149,7 +157,7 @@ impl Loaders {
         self.get_or_make(slot, || {
             let by_id = self.by_id::<E>();
             let loader = Loader::with_options(
-                EntitySource::<E, K>::unique(self.shared.db.clone(), columns),
+                EntitySource::<E, K>::unique(self.shared.route.clone(), columns),
                 self.options().primes(&by_id, E::id_of),
             );
             (loader, vec![E::default().table_name()])
@@ -209,7 +217,7 @@ impl Loaders {
         if let Some(loader) = self.find(&slot) {
             return Ok(loader);
         }
-        let source = RelationSource::<E>::related::<P>(self.shared.db.clone())?;
+        let source = RelationSource::<E>::related::<P>(self.shared.route.clone())?;
         let tables = source.tables().to_vec();
         Ok(self.get_or_make(slot, || {
             (
@@ -237,7 +245,7 @@ impl Loaders {
         if let Some(loader) = self.find(&slot) {
             return Ok(loader);
         }
-        let mut source = RelationSource::<E>::related::<P>(self.shared.db.clone())?
+        let mut source = RelationSource::<E>::related::<P>(self.shared.route.clone())?
             .order_by(E::id_column(), sea_orm::Order::Asc);
         if let Some(limit) = limit {
             source = source.limit_per_parent(limit);
@@ -282,7 +290,9 @@ impl Loaders {
 
     /// Empties every cache of keys or relations a write to `table` can make
     /// stale (the by-id caches are kept: the store primes them per row).
+    /// From now on the request reads from the primary, which has the write.
     pub fn stale(&self, table: &str) {
+        self.shared.route.wrote();
         self.each(|made| {
             if made.stale_after.contains(&table) {
                 (made.clear_all)();
@@ -292,8 +302,15 @@ impl Loaders {
 
     /// Empties every cache: after a write the store could not describe
     /// (raw SQL), or one whose outcome is unknown.
+    /// The request reads from the primary from now on.
     pub fn clear_all(&self) {
+        self.shared.route.wrote();
         self.each(|made| (made.clear_all)());
+    }
+
+    /// Where this request's reads run.
+    pub fn route(&self) -> &ReadRoute {
+        &self.shared.route
     }
 
     /// How many loaders this request has made so far.

@@ -46,6 +46,23 @@ pub struct PoolSettings {
     /// request uses it, at the cost of one round trip after idle periods
     /// only. `None` pings on every checkout (sqlx's default behaviour).
     pub ping_if_idle_for: Option<Duration>,
+    /// Read replicas' URLs (default none; `ROSTER_REPLICA_URLS` in the
+    /// server). A [`Cluster`](crate::Cluster) routes each request's reads
+    /// to a healthy one until the request writes. Each gets a pool of
+    /// these settings, except that it waits at most 1 s for a connection.
+    pub replicas: Vec<String>,
+    /// How far behind the primary a replica may be and still be read from
+    /// (default 5 s; `ROSTER_REPLICA_MAX_LAG`). Reads without a commit
+    /// position may be this old.
+    pub replica_max_lag: Duration,
+    /// How long a read given a commit position waits for a replica to
+    /// apply it before reading from the primary instead (default 200 ms;
+    /// `ROSTER_CAUSAL_WAIT`).
+    pub causal_wait: Duration,
+    /// How often the replicas' lag and the primary are checked (default
+    /// 1 s). A replica that stopped is skipped from its next check on (or
+    /// at once, by the request whose read it failed).
+    pub replica_check_every: Duration,
 }
 
 impl PoolSettings {
@@ -72,6 +89,31 @@ impl PoolSettings {
         self.ping_if_idle_for = idle;
         self
     }
+
+    /// Sets [`replicas`](Self::replicas).
+    pub fn replicas<S: Into<String>>(mut self, urls: impl IntoIterator<Item = S>) -> Self {
+        self.replicas = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets [`replica_max_lag`](Self::replica_max_lag).
+    pub fn replica_max_lag(mut self, lag: Duration) -> Self {
+        self.replica_max_lag = lag;
+        self
+    }
+
+    /// Sets [`causal_wait`](Self::causal_wait).
+    pub fn causal_wait(mut self, wait: Duration) -> Self {
+        self.causal_wait = wait;
+        self
+    }
+
+    /// Sets [`replica_check_every`](Self::replica_check_every) (at least
+    /// 10 ms).
+    pub fn replica_check_every(mut self, every: Duration) -> Self {
+        self.replica_check_every = every.max(Duration::from_millis(10));
+        self
+    }
 }
 
 impl Default for PoolSettings {
@@ -81,6 +123,10 @@ impl Default for PoolSettings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: None,
             ping_if_idle_for: Some(Duration::from_secs(30)),
+            replicas: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
+            causal_wait: Duration::from_millis(200),
+            replica_check_every: Duration::from_secs(1),
         }
     }
 }

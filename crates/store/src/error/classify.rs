@@ -27,6 +27,13 @@ impl Error {
                 source: err,
             };
         }
+        if db_error::is_unreachable(&err) || db_error::is_refused_for_now(&err) {
+            return Self::Unavailable {
+                operation,
+                table,
+                source: err,
+            };
+        }
         let Some(code) = db_error::backend_code(&err) else {
             return Self::Database {
                 operation,
