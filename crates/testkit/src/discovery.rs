@@ -148,7 +148,17 @@ pub async fn availability(backend: Backend) -> Result<(), String> {
 /// unreachable with the error `result` carries, skipped or (when
 /// `required`) failing.
 pub fn notice(backend: Backend, url: &str, result: &Result<(), String>, required: bool) -> String {
-    let name = backend.name();
+    named_notice(backend.name(), url, result, required)
+}
+
+/// [`notice`] for anything a test needs by `name` in `ROSTER_TEST_REQUIRE`
+/// (a backend, or a cluster of [`crate::cluster`]) found at `url`.
+pub fn named_notice(
+    name: &str,
+    url: &str,
+    result: &Result<(), String>,
+    required: bool,
+) -> String {
     match result {
         Ok(()) => format!("roster-testkit: {name}: available at {url}"),
         Err(e) if required => format!(
@@ -185,6 +195,6 @@ pub async fn should_run(backend: Backend, test: &str) -> bool {
 
 /// Writes straight to the process's stderr: libtest captures `eprintln!` of
 /// passing tests, and these lines must be seen.
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

@@ -11,6 +11,8 @@
 //! - [`StatementLog`]: the statements a connection issued, to count queries.
 //! - [`backend_tests!`]: stamps one `#[tokio::test]` per backend for a body.
 //! - [`memory_db`]: a migrated in-memory SQLite database, for doc-tests.
+//! - [`cluster`]: the PostgreSQL replication, Galera and PgBouncer clusters
+//!   of `scripts/cluster.sh`, and fresh databases on them.
 //!
 //! # Environment
 //! - `ROSTER_TEST_POSTGRES`, `ROSTER_TEST_MYSQL`: admin URLs (defaults
@@ -18,7 +20,10 @@
 //!   `mysql://root@127.0.0.1:3306/mysql`), tried once with a short timeout.
 //! - `ROSTER_TEST_REQUIRE=postgres,mysql`: an unreachable listed backend
 //!   fails its tests instead of skipping them. SQLite always runs. Other
-//!   names list tools tests need (`chromium`: see [`discovery::required`]).
+//!   names list tools tests need (`chromium`: see [`discovery::required`])
+//!   and the clusters (`pg-replica`, `galera`, `pgbouncer`).
+//! - `ROSTER_TEST_PG_REPLICA`, `ROSTER_TEST_GALERA`, `ROSTER_TEST_PGBOUNCER`:
+//!   the clusters' URLs (see [`cluster`]; `scripts/cluster.sh env` prints them).
 //!
 //! Each backend's availability is printed once per test binary, and each
 //! skipped test prints a `SKIP` line, so the output says which backends ran.
@@ -35,6 +40,7 @@
 //! backend_tests!(select_one);
 //! ```
 
+pub mod cluster;
 pub mod discovery;
 mod fault_proxy;
 mod statement_log;

@@ -200,7 +200,11 @@ impl Drop for TestDb {
     }
 }
 
-async fn drop_database(backend: Backend, admin_url: &str, name: &str) -> Result<(), String> {
+pub(crate) async fn drop_database(
+    backend: Backend,
+    admin_url: &str,
+    name: &str,
+) -> Result<(), String> {
     let admin = admin_connect(admin_url).await?;
     let run = async |sql: String| {
         admin
@@ -239,7 +243,7 @@ async fn drop_database(backend: Backend, admin_url: &str, name: &str) -> Result<
 
 /// `rt_<test>_<random>`: lower-case, at most 63 characters (PostgreSQL's and
 /// MySQL's identifier limits), unique across parallel tests and runs.
-fn unique_name(test: &str) -> String {
+pub(crate) fn unique_name(test: &str) -> String {
     let slug: String = test
         .rsplit("::")
         .take(2)
@@ -262,7 +266,7 @@ fn unique_name(test: &str) -> String {
 }
 
 /// `url` with its database (path) replaced by `name`, query kept.
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
