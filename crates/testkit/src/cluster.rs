@@ -168,7 +168,7 @@ async fn availability(kind: Kind) -> Result<Vec<String>, String> {
         let value = std::env::var(kind.var()).unwrap_or_default();
         let result = check(kind, &value).await;
         let at = if value.is_empty() {
-            format!("{} (unset)", kind.var())
+            kind.var().to_owned()
         } else {
             value
         };
@@ -192,7 +192,7 @@ async fn check(kind: Kind, value: &str) -> Result<Vec<String>, String> {
         .map(str::to_owned)
         .collect();
     if urls.is_empty() {
-        return Err(format!("{} is unset", kind.var()));
+        return Err("unset; `scripts/cluster.sh env` prints it".into());
     }
     match kind {
         Kind::PgReplica => {

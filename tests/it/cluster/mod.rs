@@ -1,8 +1,9 @@
 //! Roster on real database clusters, started on loopback by
 //! `scripts/cluster.sh up` and found through `scripts/cluster.sh env`
-//! (`roster_testkit::cluster`): MariaDB Galera and PgBouncer in front of
-//! PostgreSQL. Without a cluster these tests skip, unless
-//! `ROSTER_TEST_REQUIRE` lists it (`galera`, `pgbouncer`).
+//! (`roster_testkit::cluster`): PostgreSQL with replicas, MariaDB Galera
+//! and PgBouncer in front of PostgreSQL. Without a cluster these tests skip,
+//! unless `ROSTER_TEST_REQUIRE` lists it (`pg-replica`, `galera`,
+//! `pgbouncer`).
 //!
 //! ```sh
 //! scripts/cluster.sh up
@@ -12,3 +13,4 @@
 
 mod galera;
 mod pgbouncer;
+mod replicas;
