@@ -5,7 +5,8 @@
 #   PostgreSQL 15   primary 5440, streaming replica 5441,
 #                   delayed replica 5442 (recovery_min_apply_delay = 5s)
 #   MariaDB Galera  three nodes, client ports 3311-3313, galera 4567-4569
-#   PgBouncer       6432, transaction pooling, in front of the primary
+#   PgBouncer       6432, transaction pooling (session pooling for the
+#                   user roster_session), in front of the primary
 #
 # Usage:
 #   scripts/cluster.sh up            start (or keep) everything; idempotent
@@ -45,6 +46,8 @@ GALERA_GCOMM_PORTS=(4567 4568 4569)
 GALERA_IST_PORTS=(4577 4578 4579)
 GALERA_SST_PORTS=(4444 4445 4446)
 PGBOUNCER_PORT=6432
+# A PostgreSQL role PgBouncer pools in session mode (everyone else: transaction).
+PGBOUNCER_SESSION_USER=roster_session
 
 # ---------------------------------------------------------------- helpers
 
@@ -259,6 +262,13 @@ pg_up_replica() {
 pg_cluster_up() {
     local fresh=yes
     pg_up_primary "$ROOT/pg-primary" "$PG_PRIMARY_PORT" || fresh=no
+    # The role PgBouncer pools in session mode; a superuser like postgres,
+    # so it reaches every test database. Replicated to the standbys.
+    pg_sql "$PG_PRIMARY_PORT" -c "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PGBOUNCER_SESSION_USER') THEN
+            CREATE ROLE $PGBOUNCER_SESSION_USER LOGIN SUPERUSER;
+        END IF; END \$\$" ||
+        fail "$ROOT/pg-primary/postgres.log" "could not create the role $PGBOUNCER_SESSION_USER"
     pg_up_replica "$ROOT/pg-replica" "$PG_REPLICA_PORT" "$PG_PRIMARY_PORT" "" "$fresh"
     pg_up_replica "$ROOT/pg-delayed" "$PG_DELAYED_PORT" "$PG_PRIMARY_PORT" "$PG_DELAY" "$fresh"
 }
@@ -427,8 +437,46 @@ galera_up() {
 
 pgb_dir() { echo "$ROOT/pgbouncer"; }
 
+# PgBouncer's configuration (see pgb_create).
+pgb_ini() {
+    local dir
+    dir=$(pgb_dir)
+    cat <<EOF
+; scripts/cluster.sh: PgBouncer for the cluster tests
+[databases]
+* = host=127.0.0.1 port=$PG_PRIMARY_PORT
+
+[users]
+$PGBOUNCER_SESSION_USER = pool_mode=session
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir = $dir/run
+pidfile = $dir/run/pgbouncer.pid
+logfile = $dir/pgbouncer.log
+auth_type = trust
+auth_file = $dir/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+ignore_startup_parameters = extra_float_digits
+; Per database and user: tests open pools of 10-20; the primary allows 200.
+default_pool_size = 20
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = 1000
+max_user_connections = 100
+; Server connections to a test's dropped database go quickly.
+server_idle_timeout = 10
+EOF
+}
+
+# Up, answering, and running the configuration pgb_ini prints now.
 pgb_healthy() {
-    pid_alive "$(pgb_dir)/run/pgbouncer.pid" &&
+    local dir
+    dir=$(pgb_dir)
+    pid_alive "$dir/run/pgbouncer.pid" &&
+        [[ -f $dir/pgbouncer.ini && $(cat "$dir/pgbouncer.ini") == "$(pgb_ini)" ]] &&
         [[ $(pg_sql "$PGBOUNCER_PORT" -c "SELECT 1" 2>/dev/null) == 1 ]]
 }
 
@@ -446,49 +494,28 @@ pgb_install() {
     service pgbouncer stop >/dev/null 2>&1 || true
 }
 
+# Transaction pooling (pool_mode = transaction): a server connection belongs
+# to a client for one transaction only (an autocommit statement is one), as
+# where PgBouncer multiplexes many application pools onto few server
+# connections. The user $PGBOUNCER_SESSION_USER is pooled in session mode
+# instead (the server connection stays with the client connection), to
+# compare the two.
+#
+# ignore_startup_parameters = extra_float_digits: sqlx sends it in every
+# startup packet and PgBouncer 1.18 refuses a parameter it does not track
+# ("unsupported startup parameter: extra_float_digits"); PostgreSQL 12+
+# prints floats exactly whatever it says, so dropping it changes nothing.
+# `options` is deliberately NOT ignored: a pool with a statement_timeout
+# sends it there, and ignoring it would drop the time limit silently;
+# refused, the pool fails to connect and says why.
 pgb_create() {
     local dir
     dir=$(pgb_dir)
     rm -rf "$dir"
     own_dir "$pg_user" "$dir"
     own_dir "$pg_user" "$dir/run"
-    echo '"postgres" ""' >"$dir/userlist.txt"
-    # Transaction pooling: a server connection belongs to a client only for
-    # one transaction (an autocommit statement is one), as in production
-    # deployments that put PgBouncer in front of many application pools.
-    #
-    # ignore_startup_parameters = extra_float_digits: sqlx sends it in every
-    # startup packet and PgBouncer 1.18 refuses an untracked parameter
-    # ("unsupported startup parameter: extra_float_digits"); PostgreSQL 12+
-    # already prints floats exactly, so dropping it changes nothing.
-    # `options` is deliberately NOT ignored: a pool with a statement_timeout
-    # sends it there, and ignoring it would drop the time limit silently;
-    # refused, the pool fails to connect and says why.
-    cat >"$dir/pgbouncer.ini" <<EOF
-; scripts/cluster.sh: PgBouncer for the cluster tests
-[databases]
-* = host=127.0.0.1 port=$PG_PRIMARY_PORT
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGBOUNCER_PORT
-unix_socket_dir = $dir/run
-pidfile = $dir/run/pgbouncer.pid
-logfile = $dir/pgbouncer.log
-auth_type = trust
-auth_file = $dir/userlist.txt
-admin_users = postgres
-pool_mode = transaction
-ignore_startup_parameters = extra_float_digits
-; Per database: tests open pools of 10-20; the primary allows 200 in all.
-default_pool_size = 20
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = 1000
-max_user_connections = 100
-; Server connections to a test's dropped database go quickly.
-server_idle_timeout = 10
-EOF
+    printf '"postgres" ""\n"%s" ""\n' "$PGBOUNCER_SESSION_USER" >"$dir/userlist.txt"
+    pgb_ini >"$dir/pgbouncer.ini"
     chown -R "$pg_user:" "$dir" 2>/dev/null || true
     if port_busy "$PGBOUNCER_PORT"; then
         fail "" "port $PGBOUNCER_PORT is already taken by a process that is not this cluster's (the Debian pgbouncer service?)"

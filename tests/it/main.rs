@@ -5,6 +5,7 @@
 //! `cargo test` runs the backends it can reach and prints which ones ran;
 //! `ROSTER_TEST_REQUIRE=postgres,mysql` makes an unreachable one fail.
 
+mod cluster;
 mod constraints;
 mod docs;
 mod entity;

@@ -143,7 +143,8 @@ async fn found(kind: Kind, test: &str) -> Option<Vec<String>> {
         Ok(urls) => Some(urls),
         Err(e) if required(kind.name()) => panic!(
             "{} is required (ROSTER_TEST_REQUIRE) but not available ({}): {e}",
-            kind.name(), kind.var()
+            kind.name(),
+            kind.var()
         ),
         Err(_) => {
             announce(&format!(
@@ -167,7 +168,7 @@ async fn availability(kind: Kind) -> Result<Vec<String>, String> {
         let value = std::env::var(kind.var()).unwrap_or_default();
         let result = check(kind, &value).await;
         let at = if value.is_empty() {
-            format!("{} (unset)", kind.var())
+            kind.var().to_owned()
         } else {
             value
         };
@@ -191,7 +192,7 @@ async fn check(kind: Kind, value: &str) -> Result<Vec<String>, String> {
         .map(str::to_owned)
         .collect();
     if urls.is_empty() {
-        return Err(format!("{} is unset", kind.var()));
+        return Err("unset; `scripts/cluster.sh env` prints it".into());
     }
     match kind {
         Kind::PgReplica => {
@@ -199,7 +200,9 @@ async fn check(kind: Kind, value: &str) -> Result<Vec<String>, String> {
                 return Err("a primary and at least one replica are needed".into());
             }
             for (i, url) in urls.iter().enumerate() {
-                let conn = admin_connect(url).await.map_err(|e| format!("{url}: {e}"))?;
+                let conn = admin_connect(url)
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
                 let standby = scalar::<bool>(&conn, "SELECT pg_is_in_recovery()").await?;
                 let _ = conn.close().await;
                 if standby != (i > 0) {
@@ -211,7 +214,9 @@ async fn check(kind: Kind, value: &str) -> Result<Vec<String>, String> {
         }
         Kind::Galera => {
             for url in &urls {
-                let conn = admin_connect(url).await.map_err(|e| format!("{url}: {e}"))?;
+                let conn = admin_connect(url)
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
                 let size = scalar::<String>(
                     &conn,
                     "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
@@ -372,7 +377,9 @@ impl ClusterDb {
     /// If it does not within `timeout`.
     pub async fn wait_for_database_on(&self, node: usize, timeout: Duration) {
         let sql = match self.backend {
-            Backend::MySql => "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            Backend::MySql => {
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?"
+            }
             _ => "SELECT COUNT(*) FROM pg_database WHERE datname = $1",
         };
         let statement = Statement::from_sql_and_values(
@@ -429,9 +436,8 @@ impl ClusterDb {
         let replica = admin_connect(url)
             .await
             .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-        let caught_up = format!(
-            "SELECT COALESCE(pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn, false)"
-        );
+        let caught_up =
+            format!("SELECT COALESCE(pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn, false)");
         let deadline = tokio::time::Instant::now() + timeout;
         while !scalar::<bool>(&replica, &caught_up)
             .await

@@ -153,12 +153,7 @@ pub fn notice(backend: Backend, url: &str, result: &Result<(), String>, required
 
 /// [`notice`] for anything a test needs by `name` in `ROSTER_TEST_REQUIRE`
 /// (a backend, or a cluster of [`crate::cluster`]) found at `url`.
-pub fn named_notice(
-    name: &str,
-    url: &str,
-    result: &Result<(), String>,
-    required: bool,
-) -> String {
+pub fn named_notice(name: &str, url: &str, result: &Result<(), String>, required: bool) -> String {
     match result {
         Ok(()) => format!("roster-testkit: {name}: available at {url}"),
         Err(e) if required => format!(
