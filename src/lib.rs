@@ -54,6 +54,11 @@ pub struct LoaderDoctests;
 #[doc = include_str!("../docs/performance.md")]
 pub struct PerformanceDoctests;
 
+/// `docs/scale-out.md`'s examples.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/scale-out.md")]
+pub struct ScaleOutDoctests;
+
 /// `docs/store.md`'s examples.
 #[cfg(doctest)]
 #[doc = include_str!("../docs/store.md")]

@@ -440,7 +440,10 @@ async fn execute(
     };
     if loaders.route().written() {
         // After the writes were acknowledged: a position at or past them.
-        match cluster.position().await {
+        let asked = cluster
+            .position()
+            .instrument(tracing::info_span!("roster.commit_position"));
+        match asked.await {
             Ok(position) => consistency.position = position,
             Err(e) => tracing::warn!(error = %e, "reading the primary's commit position failed"),
         }

@@ -42,7 +42,7 @@ mod candidates;
 mod health;
 mod position;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -156,6 +156,8 @@ struct Inner {
     replicas: Vec<Replica>,
     /// Round-robin position.
     next: AtomicUsize,
+    /// The primary answered that it keeps no commit positions.
+    no_positions: AtomicBool,
     history: Mutex<History>,
     settings: PoolSettings,
     on_open: Option<OnOpen>,
@@ -252,6 +254,7 @@ impl Cluster {
                 primary: RwLock::new(Primary { db: primary, at }),
                 replicas,
                 next: AtomicUsize::new(0),
+                no_positions: AtomicBool::new(false),
                 history: Mutex::new(History::default()),
                 settings: settings.clone(),
                 on_open,
@@ -283,6 +286,7 @@ impl Cluster {
                 primary: RwLock::new(Primary { db, at: 0 }),
                 replicas: Vec::new(),
                 next: AtomicUsize::new(0),
+                no_positions: AtomicBool::new(false),
                 history: Mutex::new(History::default()),
                 settings: PoolSettings::default(),
                 on_open: None,
@@ -355,9 +359,19 @@ impl Cluster {
 
     /// The primary's commit position now: every write acknowledged so far
     /// is at or before it. `None` on a database without one (SQLite,
-    /// MariaDB without a binary log).
+    /// MariaDB without a binary log); once a primary has answered that it
+    /// has none, it is not asked again.
     pub async fn position(&self) -> Result<Option<CommitPosition>, DbErr> {
-        CommitPosition::of_primary(&self.primary()).await
+        if self.inner.backend == DbBackend::Sqlite
+            || self.inner.no_positions.load(Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let position = CommitPosition::of_primary(&self.primary()).await?;
+        if position.is_none() {
+            self.inner.no_positions.store(true, Ordering::Relaxed);
+        }
+        Ok(position)
     }
 
     /// Where a request's reads should run: a healthy replica (round-robin)

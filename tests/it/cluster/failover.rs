@@ -101,10 +101,16 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
         return;
     }
     let pair = Pair::start();
-    let primary_admin = Database::connect(Pair::url(pair.primary)).await.expect("primary");
+    let primary_admin = Database::connect(Pair::url(pair.primary))
+        .await
+        .expect("primary");
     // Synchronous replication: a commit is acknowledged once the replica
     // has it, which is what makes "nothing acknowledged is lost" hold.
-    sql(&primary_admin, "ALTER SYSTEM SET synchronous_standby_names = '*'").await;
+    sql(
+        &primary_admin,
+        "ALTER SYSTEM SET synchronous_standby_names = '*'",
+    )
+    .await;
     sql(&primary_admin, "SELECT pg_reload_conf()").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while scalar_text(
@@ -114,7 +120,10 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
     .await
         != "sync"
     {
-        assert!(Instant::now() < deadline, "the replica never became synchronous");
+        assert!(
+            Instant::now() < deadline,
+            "the replica never became synchronous"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = primary_admin.close().await;
@@ -134,7 +143,10 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
         .acquire_timeout(Duration::from_secs(1))
         .replica_check_every(Duration::from_millis(100));
     let cluster = Cluster::connect(&both, &settings).await.expect("cluster");
-    assert_eq!(cluster.primary_endpoint(), format!("127.0.0.1:{}", pair.primary));
+    assert_eq!(
+        cluster.primary_endpoint(),
+        format!("127.0.0.1:{}", pair.primary)
+    );
 
     // Four writers insert users one request at a time until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -181,13 +193,18 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
     assert!(before > 0, "no write succeeded before the failover");
     pair.kill_primary();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let replica_admin = Database::connect(Pair::url(pair.replica)).await.expect("replica");
+    let replica_admin = Database::connect(Pair::url(pair.replica))
+        .await
+        .expect("replica");
     sql(&replica_admin, "SELECT pg_promote(true, 30)").await;
 
     let new_primary = format!("127.0.0.1:{}", pair.replica);
     let deadline = Instant::now() + Duration::from_secs(15);
     while cluster.primary_endpoint() != new_primary {
-        assert!(Instant::now() < deadline, "the cluster never found the promoted replica");
+        assert!(
+            Instant::now() < deadline,
+            "the cluster never found the promoted replica"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let switched = Instant::now();
@@ -202,7 +219,10 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
         if on_new >= 20 {
             break;
         }
-        assert!(switched.elapsed() < Duration::from_secs(15), "writes did not resume");
+        assert!(
+            switched.elapsed() < Duration::from_secs(15),
+            "writes did not resume"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -212,7 +232,10 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
 
     let acknowledged = acknowledged.lock().expect("lock").clone();
     let failures = failures.lock().expect("lock").clone();
-    assert!(!failures.is_empty(), "the switch went unnoticed: the primary was not killed?");
+    assert!(
+        !failures.is_empty(),
+        "the switch went unnoticed: the primary was not killed?"
+    );
     let stored: BTreeSet<String> = user::Entity::find()
         .all(&replica_admin)
         .await

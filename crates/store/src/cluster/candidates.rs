@@ -56,7 +56,7 @@ pub fn candidate_urls(url: &str) -> Result<Vec<String>, ClusterError> {
 pub(super) async fn accepts_writes(db: &DatabaseConnection) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        DbBackend::Postgres => "SELECT (NOT pg_is_in_recovery())::int8 AS w",
+        DbBackend::Postgres => "SELECT (NOT pg_is_in_recovery())::int::int8 AS w",
         DbBackend::MySql => "SELECT CAST(@@global.read_only = 0 AS SIGNED) AS w",
         _ => return Ok(true),
     };
