@@ -123,9 +123,10 @@ impl ReadRoute {
         self.inner.primary.get_database_backend()
     }
 
-    /// Runs the read `query` where reads run now; if it failed on a replica
+    /// Runs the read `query` where reads run now. If it failed on a replica
     /// because the replica could not be reached, pins the route and runs it
-    /// once more on the primary.
+    /// once more on the primary; if the replica cancelled it (a conflict
+    /// with recovery, a serialization failure), runs it on the primary.
     pub async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, DbErr>
     where
         F: Fn(&'a DatabaseConnection) -> Fut,
@@ -139,6 +140,12 @@ impl ReadRoute {
                 }
                 tracing::warn!(error = %err, "replica unreachable; reading from the primary");
                 self.pin_to_primary();
+                query(&self.inner.primary).await
+            }
+            // A hot standby cancels a query that conflicts with the WAL it
+            // replays (40001): this read runs on the primary instead.
+            Err(err) if on_replica && db_error::is_transient(&err) => {
+                tracing::debug!(error = %err, "read cancelled on the replica; reading from the primary");
                 query(&self.inner.primary).await
             }
             result => result,

@@ -21,6 +21,10 @@ use crate::{Store, lastchange};
 /// The largest page [`Store::page`] returns.
 pub const MAX_PAGE: u64 = 10_000;
 
+/// How many times a single write outside a transaction runs after the
+/// database rolled it back on a retryable error.
+const ALONE_RETRIES: u32 = 4;
+
 impl Store {
     /// The request's loader of `E`'s rows by id (made on first use); the
     /// store keeps it current with its writes.
@@ -53,7 +57,18 @@ impl Store {
     /// Columns left `NotSet` take their defaults (the id from the sequence
     /// or auto-increment). On a versioned table `lastchange` is always the
     /// current time, truncated to microseconds.
+    ///
+    /// Outside a transaction, an insert the database rolled back on a
+    /// retryable error runs again, a few times, as for [`Store::update`].
     pub async fn insert<E>(&self, row: E::ActiveModel) -> Result<E::Model>
+    where
+        E: StoreEntity,
+    {
+        self.alone_retried(|| self.insert_once::<E>(row.clone()))
+            .await
+    }
+
+    async fn insert_once<E>(&self, row: E::ActiveModel) -> Result<E::Model>
     where
         E: StoreEntity,
     {
@@ -123,7 +138,26 @@ impl Store {
     /// `lastchange` becomes `max(now, expected + 1 µs)`. If no row matched,
     /// the row is read again: [`Error::NotFound`] if it is gone,
     /// [`Error::Conflict`] with the stored row if it changed.
+    ///
+    /// Outside a transaction, a statement the database rolled back on a
+    /// retryable error (a deadlock, a serialization failure, a Galera
+    /// certification failure: [`Error::is_retryable`]) runs again, a few
+    /// times: the repeat writes, or finds the row that won and answers
+    /// [`Error::Conflict`].
     pub async fn update<E>(
+        &self,
+        id: i64,
+        expected: DateTime<Utc>,
+        changes: E::ActiveModel,
+    ) -> Result<E::Model>
+    where
+        E: Versioned,
+    {
+        self.alone_retried(|| self.update_once::<E>(id, expected, changes.clone()))
+            .await
+    }
+
+    async fn update_once<E>(
         &self,
         id: i64,
         expected: DateTime<Utc>,
@@ -211,7 +245,18 @@ impl Store {
     /// type that groups use). A user's or group's memberships go with it.
     /// An `expected` version on a table without one is refused
     /// ([`Refusal::NotVersioned`]).
+    ///
+    /// Outside a transaction, a delete the database rolled back on a
+    /// retryable error runs again, a few times, as for [`Store::update`].
     pub async fn delete<E>(&self, id: i64, expected: Option<DateTime<Utc>>) -> Result<()>
+    where
+        E: StoreEntity,
+    {
+        self.alone_retried(|| self.delete_once::<E>(id, expected))
+            .await
+    }
+
+    async fn delete_once<E>(&self, id: i64, expected: Option<DateTime<Utc>>) -> Result<()>
     where
         E: StoreEntity,
     {
@@ -382,6 +427,39 @@ impl Store {
                 .boxed(),
         };
         Ok(stream.map_err(stream_err))
+    }
+
+    /// Runs the single write `attempt`; outside a transaction, again (up to
+    /// [`ALONE_RETRIES`] times, after a short random pause) while the
+    /// database rolled it back on a retryable error: a deadlock, a
+    /// serialization failure, a busy SQLite, a Galera certification
+    /// failure. The statement did nothing then, so running it again is
+    /// safe. [`Error::Unavailable`] is left to the caller: the server
+    /// will not be back within a few milliseconds.
+    async fn alone_retried<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        if self.tx.is_some() {
+            return attempt().await;
+        }
+        let mut retries = 0;
+        loop {
+            match attempt().await {
+                Err(e)
+                    if retries < ALONE_RETRIES
+                        && e.is_retryable()
+                        && !matches!(e, Error::Unavailable { .. }) =>
+                {
+                    retries += 1;
+                    tracing::debug!(error = %e, retries, "a single write was rolled back; running it again");
+                    let pause = rand::random_range(1..=5 * u64::from(retries));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// After a checked write matched no row: `NotFound` or `Conflict`.

@@ -344,3 +344,101 @@ async fn a_transaction_that_lost_certification_is_retried() {
     assert!(rows.iter().all(|row| row == &written), "{rows:?}");
     nodes.close().await;
 }
+
+/// MariaDB commit positions: a write through node 1 answers with a GTID
+/// position; with nodes 2 and 3 as read replicas, a later request given the
+/// position reads from a node that has applied the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gtid_position_routes_reads_to_a_node_that_has_the_write() {
+    use roster::store::{Cluster, CommitPosition, ReadFrom};
+
+    let Some(galera) = cluster::galera("galera_position").await else {
+        return;
+    };
+    let db = galera.create_db("galera_position").await;
+    db.migrate().await;
+    let settings = PoolSettings::default()
+        .replicas([db.url(1), db.url(2)])
+        .replica_check_every(Duration::from_millis(100))
+        .causal_wait(Duration::from_secs(2));
+    let cluster = Cluster::connect(db.url(0), &settings)
+        .await
+        .expect("cluster");
+    let status = cluster.replicas();
+    assert!(status.iter().all(|r| r.healthy), "{status:?}");
+
+    let writer = cluster.store(None).await.expect("store");
+    let ada = writer
+        .insert::<user::Entity>(user::ActiveModel {
+            name: Set(Some("Ada".into())),
+            ..Default::default()
+        })
+        .await
+        .expect("insert");
+    let position = cluster
+        .position()
+        .await
+        .expect("position")
+        .expect("a binary log: a GTID position");
+    assert!(matches!(position, CommitPosition::Gtid(_)), "{position}");
+    let position: CommitPosition = position.to_string().parse().expect("round trip");
+
+    let target = cluster.read_route(Some(&position)).await.expect("route");
+    assert!(
+        matches!(target.from, ReadFrom::Replica(_)),
+        "{:?}",
+        target.from
+    );
+    let reader = Store::with_loaders(
+        cluster.primary(),
+        roster::store::Loaders::routed(target.route, Default::default()),
+    );
+    let read = reader.get::<user::Entity>(ada.id).await.expect("read");
+    assert_eq!(read.map(|u| u.id), Some(ada.id));
+    // A PostgreSQL position means nothing here.
+    let lsn: CommitPosition = "pg:0/1".parse().expect("lsn");
+    assert!(cluster.read_route(Some(&lsn)).await.is_err());
+}
+
+/// The same race with plain `update`s, as the GraphQL mutations make them
+/// (no transaction): a write that lost certification was rolled back, so
+/// the store runs it again, and it meets the winner's row as a conflict.
+/// Exactly one winner, 31 [`Error::Conflict`]s, nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_plain_updates_on_three_nodes_one_wins() {
+    let Some(nodes) = Nodes::new("cluster::galera::plain_racers").await else {
+        return;
+    };
+    let row = new_user(&nodes.store(0), "start").await;
+    for conn in &nodes.pools {
+        wait_for_user(conn, row.id, |stored| stored == &row).await;
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let racers = (0..32).map(|i| {
+        let (store, barrier, row) = (nodes.store(i), barrier.clone(), row.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .update::<user::Entity>(row.id, row.lastchange, rename(&format!("racer {i}")))
+                .await
+        })
+    });
+    let results: Vec<_> = join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.expect("racer"))
+        .collect();
+    let winners: Vec<&user::Model> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one racer wins: {results:?}");
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::Conflict(_))))
+        .count();
+    assert_eq!(conflicts, 31, "{results:?}");
+    for conn in &nodes.pools {
+        let stored =
+            wait_for_user(conn, row.id, |stored| stored.lastchange != row.lastchange).await;
+        assert_eq!(&stored, winners[0], "every node stores the winner's row");
+    }
+    nodes.close().await;
+}

@@ -170,7 +170,13 @@ pub(super) async fn check(inner: &Inner) {
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {limit:?}"),
             };
-            tracing::warn!(primary = %super::endpoint(&inner.candidates.first().cloned().unwrap_or_default()), %why, "the primary is not taking writes");
+            let at = inner
+                .primary
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .at;
+            let primary = inner.candidates.get(at).map(|url| super::endpoint(url));
+            tracing::warn!(primary = primary.as_deref().unwrap_or("-"), %why, "the primary is not taking writes");
             if inner.candidates.len() > 1 {
                 fail_over(inner).await;
             }
