@@ -411,6 +411,7 @@ async fn execute(
         .await
         .map_err(|e| format!("{}: {e}", consistency::AFTER_HEADER))?;
     tracing::debug!(read_from = target.from.as_str(), "reads routed");
+    state.metrics().read_routed(target.from);
     let primary = target.route.primary_connection().clone();
     let loaders = Loaders::routed(target.route, state.metrics().loader().clone());
     let introspection = state.settings().introspection;

@@ -266,6 +266,7 @@ impl AppState {
     /// writes, and honours the commit position a client sends back
     /// (`x-roster-after`).
     pub fn with_cluster(cluster: Cluster, metrics: Arc<Metrics>) -> Self {
+        metrics.watch(&cluster);
         Self {
             shared: Arc::new(Shared {
                 schema: Arc::new(schema()),

@@ -1,12 +1,13 @@
 //! [`Metrics`]: what `GET /metrics` exports, as Prometheus text
 //! (OpenMetrics) through `prometheus-client`: HTTP requests, errors in
 //! GraphQL answers by code, requests over the time limit, refused requests
-//! by reason, SQL statements, and the loaders' counters and batch-size
-//! histogram. Every label takes its value from a fixed set, so no request
+//! by reason, SQL statements, the loaders' counters and batch-size
+//! histogram, where requests read (primary or replica) and each replica's
+//! health and lag. Every label takes its value from a fixed set, so no request
 //! can add series: an unknown HTTP method is counted as `other`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -16,8 +17,17 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use roster_loader::LoaderMetrics;
+use roster_store::{Cluster, ReadFrom};
+
+/// The labels of `roster_reads_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    /// `primary` or `replica`.
+    pub from: &'static str,
+}
 
 /// The labels of `roster_http_requests_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -182,6 +192,8 @@ pub struct Metrics {
     refused: Family<RefusalLabels, Counter>,
     request_timeouts: Counter,
     sql_statements: Counter,
+    reads: Family<ReadLabels, Counter>,
+    cluster: Arc<OnceLock<Cluster>>,
     loader: Arc<LoaderMetrics>,
 }
 
@@ -225,8 +237,16 @@ impl Metrics {
             "SQL statements issued through the server's pool",
             sql_statements.clone(),
         );
+        let reads = Family::<ReadLabels, Counter>::default();
+        registry.register(
+            "roster_reads",
+            "GraphQL requests by where their reads were routed at the start: primary or replica (a request that writes reads from the primary after its first write)",
+            reads.clone(),
+        );
         let loader = Arc::new(LoaderMetrics::new());
         registry.register_collector(Box::new(LoaderCollector(loader.clone())));
+        let cluster = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(ReplicaCollector(cluster.clone())));
         Self {
             registry,
             http_requests,
@@ -234,6 +254,8 @@ impl Metrics {
             refused,
             request_timeouts,
             sql_statements,
+            reads,
+            cluster,
             loader,
         }
     }
@@ -297,6 +319,22 @@ impl Metrics {
     /// Requests answered 504 at the request time limit so far.
     pub fn request_timeouts(&self) -> u64 {
         self.request_timeouts.get()
+    }
+
+    /// A request's reads were routed to `from`.
+    pub fn read_routed(&self, from: ReadFrom) {
+        self.reads
+            .get_or_create(&ReadLabels {
+                from: from.as_str(),
+            })
+            .inc();
+    }
+
+    /// Exports `cluster`'s replicas (`roster_replica_healthy`,
+    /// `roster_replica_lag_seconds`, one series per replica); the first
+    /// cluster given is kept.
+    pub fn watch(&self, cluster: &Cluster) {
+        let _ = self.cluster.set(cluster.clone());
     }
 
     /// Everything, as OpenMetrics text (which Prometheus reads).
@@ -369,6 +407,45 @@ impl Collector for LoaderCollector {
             &buckets,
             None,
         )
+    }
+}
+
+/// Reads the replicas' health at scrape time.
+#[derive(Debug)]
+struct ReplicaCollector(Arc<OnceLock<Cluster>>);
+
+impl Collector for ReplicaCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let Some(cluster) = self.0.get() else {
+            return Ok(());
+        };
+        let replicas = cluster.replicas();
+        if replicas.is_empty() {
+            return Ok(());
+        }
+        let mut healthy = encoder.encode_descriptor(
+            "roster_replica_healthy",
+            "1 while reads are routed to the replica, 0 while it is skipped",
+            None,
+            MetricType::Gauge,
+        )?;
+        for replica in &replicas {
+            let labels = [("replica", replica.endpoint.as_str())];
+            ConstGauge::new(i64::from(replica.healthy)).encode(healthy.encode_family(&labels)?)?;
+        }
+        let mut lag = encoder.encode_descriptor(
+            "roster_replica_lag_seconds",
+            "How far the replica was behind the primary at its last check",
+            None,
+            MetricType::Gauge,
+        )?;
+        for replica in &replicas {
+            if let Some(behind) = replica.lag {
+                let labels = [("replica", replica.endpoint.as_str())];
+                ConstGauge::new(behind.as_secs_f64()).encode(lag.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

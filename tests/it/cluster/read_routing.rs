@@ -403,6 +403,37 @@ async fn postgres_the_server_hands_out_positions_and_honours_them() {
     assert_eq!(body["data"]["users"], serde_json::json!([{ "id": id }]));
     assert_eq!(body["extensions"]["consistency"]["readFrom"], "primary");
 
+    // `/metrics` says where reads went and how the replica is.
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let replica = setup
+        .db
+        .url(setup.delayed)
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("host:port")
+        .to_owned();
+    for line in [
+        format!("roster_replica_healthy{{replica=\"{replica}\"}} 1"),
+        "roster_reads_total{from=\"replica\"} 2".to_owned(),
+        "roster_reads_total{from=\"primary\"} 1".to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    assert!(
+        metrics.contains(&format!(
+            "roster_replica_lag_seconds{{replica=\"{replica}\"}}"
+        )),
+        "{metrics}"
+    );
+
     // A position that is not one is refused before anything runs.
     for bad in ["pg:zz", "gtid:0-1-1", &"9".repeat(2000)] {
         let response = post(query, Some(bad.to_owned())).await.expect("query");
