@@ -195,6 +195,9 @@ async fn fresh_database(backend: &str) -> anyhow::Result<(String, Option<tempfil
     Ok((format!("{base}/roster_load"), None))
 }
 
+/// A server's resident and peak memory (kB).
+type Memory = Option<(u64, u64)>;
+
 /// The server's resident and peak memory (kB), from /proc.
 fn memory(child: &Child) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
@@ -258,7 +261,7 @@ struct Run {
     check: anyhow::Result<driver::DataCheck>,
     /// Per server: resident memory before the run, resident and peak after
     /// (kB).
-    memory: Vec<(Option<(u64, u64)>, Option<(u64, u64)>)>,
+    memory: Vec<(Memory, Memory)>,
     /// pg-cluster: transactions the run's database ran on the primary and on
     /// the replica during the load (from when it started to when the servers
     /// stopped).
