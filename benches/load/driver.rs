@@ -1,7 +1,8 @@
 //! The GraphQL load driver: `clients` concurrent HTTP clients against a
 //! running server for a fixed time, mixing nested reads, updates with a
 //! fresh or a stale `lastchange`, inserts and memberships; then a check of
-//! the database against everything the server said it did.
+//! the database against everything the server said it did. The clients
+//! may spread over several servers on one database.
 //!
 //! Shared (by `#[path]`) by `cargo bench --bench load` (the 60 s run and
 //! its report) and the short run in `tests/it/graphql/load.rs`.
@@ -199,8 +200,10 @@ async fn directory(client: &Client) -> anyhow::Result<(Vec<i64>, Vec<i64>)> {
     Ok((users, groups))
 }
 
-/// Drives the server at `base_url` (e.g. `http://127.0.0.1:8000`).
-pub async fn run(base_url: &str, options: &LoadOptions) -> anyhow::Result<LoadReport> {
+/// Drives the servers at `base_urls` (e.g. `http://127.0.0.1:8000`), all
+/// on one database: client `k` talks to server `k % base_urls.len()`.
+pub async fn run(base_urls: &[String], options: &LoadOptions) -> anyhow::Result<LoadReport> {
+    ensure!(!base_urls.is_empty(), "no server to drive");
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = &options.token {
         headers.insert(
@@ -213,9 +216,13 @@ pub async fn run(base_url: &str, options: &LoadOptions) -> anyhow::Result<LoadRe
         .pool_max_idle_per_host(options.clients)
         .timeout(Duration::from_secs(60))
         .build()?;
+    let urls: Vec<String> = base_urls
+        .iter()
+        .map(|base| format!("{base}/graphql"))
+        .collect();
     let client = Client {
         http,
-        url: format!("{base_url}/graphql"),
+        url: urls[0].clone(),
     };
     let (users, groups) = directory(&client).await?;
     let started = Instant::now();
@@ -224,7 +231,7 @@ pub async fn run(base_url: &str, options: &LoadOptions) -> anyhow::Result<LoadRe
         .map(|n| {
             let client = Client {
                 http: client.http.clone(),
-                url: client.url.clone(),
+                url: urls[n % urls.len()].clone(),
             };
             let (users, groups) = (users.clone(), groups.clone());
             let seed = options.seed.wrapping_add(n as u64);

@@ -9,8 +9,9 @@
 //! after.
 //!
 //! ```text
-//! cargo bench --bench load -- [--backend postgres|mysql|sqlite] [--seconds 60] [--clients 64]
-//!                               [--reads-only] [--no-write] [--auth]
+//! cargo bench --bench load -- [--backend postgres|mysql|sqlite|pg-cluster] [--seconds 60]
+//!                               [--clients 64] [--servers 1[,2,…]] [--reads-only] [--no-write]
+//!                               [--auth]
 //! ```
 //! `--auth` runs the server with `ROSTER_AUTH=jwt` (HS256) and every request
 //! carries a bearer token, which the server checks; the report then goes
@@ -18,8 +19,21 @@
 //! PostgreSQL and MariaDB are reached through `ROSTER_TEST_POSTGRES` /
 //! `ROSTER_TEST_MYSQL` (admin URLs, defaults as in the tests); the run uses a
 //! database `roster_load` there, dropped and created afresh.
+//!
+//! Scale-out: `--servers N` starts N server processes on the one database
+//! (stateless servers side by side), and client `k` talks to server
+//! `k % N`; a list (`--servers 1,2`) runs each count in turn, each on a
+//! fresh database. `--backend pg-cluster` puts the database on a PostgreSQL
+//! primary and gives every server its streaming replica to read from
+//! (`ROSTER_TEST_PG_REPLICA`: the primary's and the replica's admin URLs,
+//! first and second; see `cluster.rs`); the load starts once the replica has
+//! replayed the seeded data. These runs write one table, a row per server
+//! count, to `benches/LOAD-CLUSTER.md` (pg-cluster) or
+//! `benches/LOAD-SERVERS.md` (another backend); see `scale.rs`.
 
+mod cluster;
 mod driver;
+mod scale;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -37,7 +51,20 @@ struct Args {
     write: bool,
     reads_only: bool,
     auth: bool,
+    /// Server counts to run, one after the other (`--servers 1,2`).
+    servers: Vec<usize>,
+    /// Child mode: the server to run on this database URL.
     serve: Option<String>,
+    /// Child mode: read replicas of that database.
+    replicas: Vec<String>,
+}
+
+impl Args {
+    /// Whether this is a scale-out run (a table of server counts) rather
+    /// than the single-server report of `LOAD.md` / `LOAD-AUTH.md`.
+    fn scale_out(&self) -> bool {
+        self.backend == "pg-cluster" || self.servers != [1]
+    }
 }
 
 /// The HS256 secret of `--auth` runs (a benchmark's, protecting nothing).
@@ -51,7 +78,9 @@ fn args() -> anyhow::Result<Args> {
         write: true,
         reads_only: false,
         auth: false,
+        servers: vec![1],
         serve: None,
+        replicas: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -63,31 +92,46 @@ fn args() -> anyhow::Result<Args> {
             "--no-write" => args.write = false,
             "--reads-only" => args.reads_only = true,
             "--auth" => args.auth = true,
+            "--servers" => args.servers = server_counts(&value()?)?,
             "--serve" => args.serve = Some(value()?),
+            "--replica" => args.replicas.push(value()?),
             // Passed by `cargo bench`.
             "--bench" => {}
             other => bail!(
-                "unknown argument {other}; use --backend postgres|mysql|sqlite, \
-                 --seconds N, --clients N, --reads-only, --no-write, --auth"
+                "unknown argument {other}; use --backend postgres|mysql|sqlite|pg-cluster, \
+                 --seconds N, --clients N, --servers N[,N…], --reads-only, --no-write, --auth"
             ),
         }
     }
     Ok(args)
 }
 
+/// `1,2,4`: server counts, each at least 1.
+fn server_counts(list: &str) -> anyhow::Result<Vec<usize>> {
+    let counts = list
+        .split(',')
+        .map(|n| match n.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("--servers takes counts of at least 1, like 1,2; got {n:?}"),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(counts)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = args()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match &args.serve {
-        Some(url) => runtime.block_on(serve(url, args.auth)),
+        Some(url) => runtime.block_on(serve(url, args.auth, &args.replicas)),
         None => runtime.block_on(bench(&args)),
     }
 }
 
 /// Child mode: prepare (migrate, seed) and serve on an ephemeral port,
-/// printing `listening <addr>` once ready; stops when stdin closes.
-async fn serve(url: &str, auth: bool) -> anyhow::Result<()> {
-    let config = Config {
+/// reading from `replicas` if any, printing `listening <addr>` once ready;
+/// stops when stdin closes.
+async fn serve(url: &str, auth: bool, replicas: &[String]) -> anyhow::Result<()> {
+    let mut config = Config {
         auth: auth.then(|| server::AuthSettings::Jwt {
             key: server::JwtKey::Secret(BENCH_SECRET.into()),
             issuer: None,
@@ -95,6 +139,9 @@ async fn serve(url: &str, auth: bool) -> anyhow::Result<()> {
         }),
         ..Config::new(url)
     };
+    if !replicas.is_empty() {
+        config.pool = config.pool.clone().replicas(replicas.iter().cloned());
+    }
     let state = server::prepare(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening {}", listener.local_addr()?);
@@ -135,7 +182,7 @@ async fn fresh_database(backend: &str) -> anyhow::Result<(String, Option<tempfil
                 "CREATE DATABASE roster_load",
             ],
         ),
-        other => bail!("unknown backend {other}; use postgres, mysql or sqlite"),
+        other => bail!("unknown backend {other}; use postgres, mysql, sqlite or pg-cluster"),
     };
     let db = Database::connect(admin_url.as_str()).await?;
     for sql in create {
@@ -147,6 +194,9 @@ async fn fresh_database(backend: &str) -> anyhow::Result<(String, Option<tempfil
         .context("an admin URL ending in /<database>")?;
     Ok((format!("{base}/roster_load"), None))
 }
+
+/// A server's resident and peak memory (kB).
+type Memory = Option<(u64, u64)>;
 
 /// The server's resident and peak memory (kB), from /proc.
 fn memory(child: &Child) -> Option<(u64, u64)> {
@@ -169,11 +219,18 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(url: &str, auth: bool) -> anyhow::Result<(ServerProcess, String)> {
+fn start_server(
+    url: &str,
+    auth: bool,
+    replicas: &[String],
+) -> anyhow::Result<(ServerProcess, String)> {
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["--serve", url]);
     if auth {
         command.arg("--auth");
+    }
+    for replica in replicas {
+        command.args(["--replica", replica]);
     }
     let mut child = command
         .stdin(Stdio::piped())
@@ -191,12 +248,62 @@ fn start_server(url: &str, auth: bool) -> anyhow::Result<(ServerProcess, String)
     Ok((process, format!("http://{addr}")))
 }
 
-async fn bench(args: &Args) -> anyhow::Result<()> {
-    let (url, _dir) = fresh_database(&args.backend).await?;
-    let (server, base) = start_server(&url, args.auth)?;
+/// One run: `servers` server processes on a fresh database, driven for
+/// `--seconds`, and what they did.
+struct Run {
+    /// Server processes.
+    servers: usize,
+    /// The database's version string.
+    version: String,
+    /// What the clients saw.
+    report: driver::LoadReport,
+    /// The database checked against `report`.
+    check: anyhow::Result<driver::DataCheck>,
+    /// Per server: resident memory before the run, resident and peak after
+    /// (kB).
+    memory: Vec<(Memory, Memory)>,
+    /// pg-cluster: transactions the run's database ran on the primary and on
+    /// the replica during the load (from when it started to when the servers
+    /// stopped).
+    transactions: Option<(u64, u64)>,
+    /// pg-cluster: how long the replica took to replay the seeded data.
+    replay_wait: Option<Duration>,
+}
+
+async fn run_once(args: &Args, servers: usize) -> anyhow::Result<Run> {
+    let nodes = if args.backend == "pg-cluster" {
+        Some(cluster::Nodes::from_env()?)
+    } else {
+        None
+    };
+    let (url, _dir, replicas) = match &nodes {
+        Some(nodes) => {
+            nodes.fresh_database().await?;
+            (nodes.primary_url()?, None, vec![nodes.replica_url()?])
+        }
+        None => {
+            let (url, dir) = fresh_database(&args.backend).await?;
+            (url, dir, Vec::new())
+        }
+    };
+    let mut processes = Vec::with_capacity(servers);
+    let mut bases = Vec::with_capacity(servers);
+    for _ in 0..servers {
+        let (process, base) = start_server(&url, args.auth, &replicas)?;
+        processes.push(process);
+        bases.push(base);
+    }
+    let replay_wait = match &nodes {
+        Some(nodes) => Some(nodes.wait_for_replay().await?),
+        None => None,
+    };
     let db = Database::connect(url.as_str()).await?;
     let before_memberships = driver::memberships(&db).await?;
-    let memory_before = memory(&server.child);
+    let memory_before: Vec<_> = processes.iter().map(|p| memory(&p.child)).collect();
+    let transactions_before = match &nodes {
+        Some(nodes) => Some(nodes.transactions().await?),
+        None => None,
+    };
     let options = driver::LoadOptions {
         clients: args.clients,
         duration: Duration::from_secs(args.seconds),
@@ -205,14 +312,28 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         token: args.auth.then(token).transpose()?,
     };
     eprintln!(
-        "driving {base} ({}) with {} clients for {} s",
-        args.backend, args.clients, args.seconds
+        "driving {} ({}) with {} clients for {} s",
+        bases.join(" "),
+        args.backend,
+        args.clients,
+        args.seconds
     );
-    let report = driver::run(&base, &options).await?;
-    let memory_after = memory(&server.child);
+    let report = driver::run(&bases, &options).await?;
+    let memory_after: Vec<_> = processes.iter().map(|p| memory(&p.child)).collect();
     let check = driver::check(&db, &report, before_memberships).await;
-    drop(server);
-
+    drop(processes);
+    let transactions = match (&nodes, transactions_before) {
+        (Some(nodes), Some((primary, replica))) => {
+            // Exiting backends flush their statistics; give them a moment.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let (primary_after, replica_after) = nodes.transactions().await?;
+            Some((
+                primary_after.saturating_sub(primary),
+                replica_after.saturating_sub(replica),
+            ))
+        }
+        _ => None,
+    };
     let version = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),
@@ -225,6 +346,30 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         .and_then(|row| row.try_get_by_index::<String>(0).ok())
         .map(|v| v.split(" on ").next().unwrap_or_default().to_owned())
         .unwrap_or_default();
+    db.close().await?;
+    Ok(Run {
+        servers,
+        version,
+        report,
+        check,
+        memory: memory_before.into_iter().zip(memory_after).collect(),
+        transactions,
+        replay_wait,
+    })
+}
+
+async fn bench(args: &Args) -> anyhow::Result<()> {
+    if args.scale_out() {
+        return bench_scale_out(args).await;
+    }
+    let Run {
+        version,
+        report,
+        check,
+        memory,
+        ..
+    } = run_once(args, 1).await?;
+    let (memory_before, memory_after) = memory.first().copied().unwrap_or_default();
     let mut text = markdown(args, &version, &report, &check, memory_before, memory_after)?;
     if args.auth {
         let costs: Vec<String> = token_check_cost()?
@@ -253,6 +398,47 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
     }
     if report.unexpected_errors() > 0 {
         bail!("errors other than CONFLICT: {:?}", report.errors);
+    }
+    Ok(())
+}
+
+/// Runs each server count of `--servers` in turn and writes one table.
+async fn bench_scale_out(args: &Args) -> anyhow::Result<()> {
+    let mut runs = Vec::with_capacity(args.servers.len());
+    for &servers in &args.servers {
+        eprintln!("{servers} server(s):");
+        runs.push(run_once(args, servers).await?);
+    }
+    let command: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| arg != "--bench")
+        .collect();
+    let text = scale::markdown(
+        &format!("cargo bench --bench load -- {}", command.join(" ")),
+        args,
+        &runs,
+    )?;
+    print!("{text}");
+    if args.write {
+        let path = if args.backend == "pg-cluster" {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD-CLUSTER.md")
+        } else {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/benches/LOAD-SERVERS.md")
+        };
+        std::fs::write(path, &text)?;
+        eprintln!("wrote {path}");
+    }
+    for run in &runs {
+        if let Err(e) = &run.check {
+            bail!("{} server(s): the data check failed: {e:#}", run.servers);
+        }
+        if run.report.unexpected_errors() > 0 {
+            bail!(
+                "{} server(s): errors other than CONFLICT: {:?}",
+                run.servers,
+                run.report.errors
+            );
+        }
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ async fn a_short_load_run_loses_nothing(db: &TestDb) {
         reads_only: false,
         token: None,
     };
-    let report = driver::run(&server.url(""), &options).await.expect("run");
+    let report = driver::run(&[server.url("")], &options).await.expect("run");
     println!(
         "{} requests in {:?} ({:.0}/s), errors {:?}",
         report.requests(),
