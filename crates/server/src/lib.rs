@@ -171,7 +171,9 @@ pub async fn connect_cluster(
         let counter = counter.clone();
         db.set_metric_callback(move |_| counter.sql_statement());
     });
-    Ok(Cluster::connect_with(url, settings, Some(on_open)).await?)
+    // Boxed: the cluster's setup is a deep future, and every binary that
+    // awaits the server would otherwise carry its whole layout.
+    Ok(Box::pin(Cluster::connect_with(url, settings, Some(on_open))).await?)
 }
 
 /// Finds the primary (`config.database_url` may list candidates), migrates
