@@ -179,7 +179,11 @@ async fn postgres_failover_to_the_promoted_replica_loses_nothing_acknowledged() 
                                 "a write during the switch failed with {e:?}"
                             );
                             assert!(e.is_retryable() || e.is_timeout(), "{e}");
-                            let kind = if e.is_timeout() { "timeout" } else { "unavailable" };
+                            let kind = if e.is_timeout() {
+                                "timeout"
+                            } else {
+                                "unavailable"
+                            };
                             failures.lock().expect("lock").push(kind.to_owned());
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
