@@ -53,11 +53,15 @@ pub enum ApiError {
     Timeout,
     /// `UNAVAILABLE`: the database could not take the request now
     /// (unreachable, restarting, or a primary failing over). Nothing was
-    /// done, except possibly a single write whose connection broke while it
-    /// was in flight; retrying is safe for updates and deletes, which carry
-    /// the row's `lastchange`.
+    /// written: retry.
     #[error("the database is unavailable right now (restarting or failing over); retry shortly")]
     Unavailable,
+    /// `INTERNAL`, said as such: the connection broke during a write, which
+    /// may or may not have been applied.
+    #[error(
+        "the connection to the database broke during a write: it may or may not have been applied; read before retrying"
+    )]
+    WriteUnknown,
     /// `INTERNAL`: anything else. The client sees only "internal error"; the
     /// cause was logged when the error was made.
     #[error("internal error")]
@@ -73,7 +77,7 @@ impl ApiError {
             Self::BadUserInput(_) | Self::Refused(_) => "BAD_USER_INPUT",
             Self::Forbidden { .. } => "FORBIDDEN",
             Self::Unavailable => "UNAVAILABLE",
-            Self::Timeout | Self::Internal => "INTERNAL",
+            Self::Timeout | Self::WriteUnknown | Self::Internal => "INTERNAL",
         }
     }
 
@@ -146,6 +150,10 @@ impl From<roster_store::Error> for ApiError {
             }
             timed_out if timed_out.is_timeout() => Self::timeout(&timed_out),
             unavailable @ Error::Unavailable { .. } => Self::unavailable(&unavailable),
+            unknown @ (Error::WriteUnknown { .. } | Error::CommitUnknown { .. }) => {
+                tracing::warn!(error = %unknown, "a write's outcome is unknown");
+                Self::WriteUnknown
+            }
             Error::Load(load) if load.is_unavailable() => Self::unavailable(&load),
             other => Self::internal(&other),
         }

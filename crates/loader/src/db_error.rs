@@ -145,6 +145,16 @@ pub fn is_unreachable(err: &DbErr) -> bool {
     )
 }
 
+/// Whether the connection broke while a statement was on it (I/O, TLS or
+/// protocol failure), rather than before one could be sent (no connection
+/// to be had): the statement may or may not have run.
+pub fn broke_in_flight(err: &DbErr) -> bool {
+    matches!(
+        sqlx_error(err),
+        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_))
+    )
+}
+
 /// Whether the server refused the statement because it cannot take it now,
 /// so it did nothing: PostgreSQL 25006 (a standby: read-only), 57P01/57P02
 /// (shutting down), 57P03 (starting up), class 08 (connection exceptions);

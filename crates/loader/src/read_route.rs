@@ -124,8 +124,9 @@ impl ReadRoute {
     }
 
     /// Runs the read `query` where reads run now. If it failed on a replica
-    /// because the replica could not be reached, pins the route and runs it
-    /// once more on the primary; if the replica cancelled it (a conflict
+    /// because the replica could not be reached or refused work for now (it
+    /// is shutting down, starting up, or a Galera node out of sync), pins
+    /// the route and runs it once more on the primary; if the replica cancelled it (a conflict
     /// with recovery, a serialization failure), runs it on the primary.
     pub async fn read<'a, T, F, Fut>(&'a self, query: F) -> Result<T, DbErr>
     where
@@ -134,7 +135,10 @@ impl ReadRoute {
     {
         let on_replica = self.on_replica();
         match query(self.connection()).await {
-            Err(err) if on_replica && db_error::is_unreachable(&err) => {
+            Err(err)
+                if on_replica
+                    && (db_error::is_unreachable(&err) || db_error::is_refused_for_now(&err)) =>
+            {
                 if let Some(report) = &self.inner.on_failure {
                     report(&err);
                 }

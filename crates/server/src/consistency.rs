@@ -93,15 +93,18 @@ mod tests {
     fn the_after_header_must_be_one_valid_position() {
         let mut headers = HeaderMap::new();
         assert_eq!(requested(&headers), Ok(None));
-        headers.insert(AFTER_HEADER, HeaderValue::from_static("pg:0/16B3F08"));
+        headers.insert(AFTER_HEADER, HeaderValue::from_static("pg:1:0/16B3F08"));
         assert_eq!(
             requested(&headers),
-            Ok(Some(CommitPosition::Postgres(0x16B_3F08)))
+            Ok(Some(CommitPosition::Postgres {
+                timeline: 1,
+                lsn: 0x16B_3F08
+            }))
         );
-        headers.insert(AFTER_HEADER, HeaderValue::from_static("pg:0/zz"));
+        headers.insert(AFTER_HEADER, HeaderValue::from_static("pg:1:0/zz"));
         assert!(requested(&headers).is_err());
-        headers.insert(AFTER_HEADER, HeaderValue::from_static("pg:0/1"));
-        headers.append(AFTER_HEADER, HeaderValue::from_static("pg:0/2"));
+        headers.insert(AFTER_HEADER, HeaderValue::from_static("pg:1:0/1"));
+        headers.append(AFTER_HEADER, HeaderValue::from_static("pg:1:0/2"));
         assert!(
             requested(&headers)
                 .expect_err("sent twice")

@@ -20,7 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use roster_loader::LoaderMetrics;
-use roster_store::{Cluster, ReadFrom};
+use roster_store::{Cluster, ReadFrom, WeakCluster};
 
 /// The labels of `roster_reads_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -193,7 +193,7 @@ pub struct Metrics {
     request_timeouts: Counter,
     sql_statements: Counter,
     reads: Family<ReadLabels, Counter>,
-    cluster: Arc<OnceLock<Cluster>>,
+    cluster: Arc<OnceLock<WeakCluster>>,
     loader: Arc<LoaderMetrics>,
 }
 
@@ -334,7 +334,9 @@ impl Metrics {
     /// `roster_replica_lag_seconds`, one series per replica); the first
     /// cluster given is kept.
     pub fn watch(&self, cluster: &Cluster) {
-        let _ = self.cluster.set(cluster.clone());
+        // Weak: the cluster's pools count their statements here, so a
+        // strong handle would keep both alive for ever.
+        let _ = self.cluster.set(cluster.downgrade());
     }
 
     /// Everything, as OpenMetrics text (which Prometheus reads).
@@ -412,11 +414,11 @@ impl Collector for LoaderCollector {
 
 /// Reads the replicas' health at scrape time.
 #[derive(Debug)]
-struct ReplicaCollector(Arc<OnceLock<Cluster>>);
+struct ReplicaCollector(Arc<OnceLock<WeakCluster>>);
 
 impl Collector for ReplicaCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let Some(cluster) = self.0.get() else {
+        let Some(cluster) = self.0.get().and_then(WeakCluster::upgrade) else {
             return Ok(());
         };
         let replicas = cluster.replicas();

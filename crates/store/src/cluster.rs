@@ -91,6 +91,14 @@ pub enum ClusterError {
         /// Each candidate with what it answered.
         tried: Vec<String>,
     },
+    /// Several candidate hosts take writes: none is used, since writing to
+    /// the wrong one would lose data. Turn the old primary into a replica
+    /// (or stop it).
+    #[error("several candidate hosts take writes ({}); refusing to choose", writable.join(", "))]
+    SeveralPrimaries {
+        /// `host:port` of each.
+        writable: Vec<String>,
+    },
     /// The replicas and the primary are not the same kind of database.
     #[error("replica {endpoint} is {replica:?}, the primary is {primary:?}")]
     MixedBackends {
@@ -206,6 +214,7 @@ impl Cluster {
         settings: &PoolSettings,
         on_open: Option<OnOpen>,
     ) -> Result<Self, ClusterError> {
+        let settings = &bounded(settings);
         let candidates = candidate_urls(url)?;
         let (at, mut primary) = if candidates.len() == 1 {
             let db = open(&candidates[0], settings, false)
@@ -423,8 +432,15 @@ impl Cluster {
     /// [`read_route`](Self::read_route), its writes to the primary.
     pub async fn store(&self, after: Option<&CommitPosition>) -> Result<Store, ClusterError> {
         let target = self.read_route(after).await?;
+        let primary = target.route.primary_connection().clone();
         let loaders = Loaders::routed(target.route, Arc::new(LoaderMetrics::new()));
-        Ok(Store::with_loaders(self.primary(), loaders))
+        Ok(Store::with_loaders(primary, loaders))
+    }
+
+    /// A handle that does not keep the cluster (its pools and its checks)
+    /// alive: for what outlives requests, such as metrics.
+    pub fn downgrade(&self) -> WeakCluster {
+        WeakCluster(Arc::downgrade(&self.inner))
     }
 
     /// Checks the primary and every replica now (the background task does
@@ -465,7 +481,9 @@ impl Cluster {
             return known;
         }
         let &first = healthy.first()?;
-        let deadline = Instant::now() + self.inner.settings.causal_wait;
+        let deadline = Instant::now()
+            .checked_add(self.inner.settings.causal_wait)
+            .unwrap_or_else(Instant::now);
         let replica = &self.inner.replicas[first];
         let mut pause = Duration::from_millis(2);
         loop {
@@ -503,6 +521,33 @@ impl Replica {
     fn state(&self) -> std::sync::MutexGuard<'_, ReplicaState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A [`Cluster`] that is not kept alive by this handle.
+#[derive(Clone, Debug, Default)]
+pub struct WeakCluster(std::sync::Weak<Inner>);
+
+impl WeakCluster {
+    /// The cluster, if anything else still holds it.
+    pub fn upgrade(&self) -> Option<Cluster> {
+        self.0.upgrade().map(|inner| Cluster { inner })
+    }
+}
+
+/// The longest causal wait and allowed lag taken (a minute: anything
+/// longer is a mistake, and would overflow a deadline if huge).
+const LONGEST: Duration = Duration::from_secs(60);
+
+/// `settings` with the cluster's durations within bounds: checks at least
+/// every 10 ms, a causal wait and an allowed lag of at most a minute.
+fn bounded(settings: &PoolSettings) -> PoolSettings {
+    let mut settings = settings.clone();
+    settings.replica_check_every = settings
+        .replica_check_every
+        .clamp(Duration::from_millis(10), LONGEST);
+    settings.causal_wait = settings.causal_wait.min(LONGEST);
+    settings.replica_max_lag = settings.replica_max_lag.min(LONGEST);
+    settings
 }
 
 /// Opens a pool on `url` with `settings`; `replica` pools connect lazily

@@ -64,6 +64,11 @@ impl Store {
     where
         E: StoreEntity,
     {
+        if self.backend() == DbBackend::MySql {
+            // Its INSERT commits before the row is read back: only the
+            // INSERT is run again (inside `insert_once`).
+            return self.insert_once::<E>(row).await;
+        }
         self.alone_retried(|| self.insert_once::<E>(row.clone()))
             .await
     }
@@ -96,15 +101,27 @@ impl Store {
         let insert_err = |e| Error::from_db(Operation::Insert, E::TABLE, e);
         let model = if backend == DbBackend::MySql {
             let conn = self.connection();
-            let result = conn.execute(&insert).await.map_err(insert_err)?;
+            let result = self
+                .alone_retried(|| async { conn.execute(&insert).await.map_err(insert_err) })
+                .await?;
             let id = match row.get(E::id_column()) {
                 ActiveValue::Set(v) | ActiveValue::Unchanged(v) => id_from_value(v),
                 ActiveValue::NotSet => i64::try_from(result.last_insert_id()).ok(),
             };
             let id = id.ok_or(Error::refused(E::TABLE, Refusal::NoUsableId))?;
+            // Outside a transaction the row is stored by now: a failure to
+            // read it back must not look like a write to retry.
+            let read_back_err = |e| match self.tx {
+                Some(_) => insert_err(e),
+                None => Error::WriteUnknown {
+                    operation: Operation::Insert,
+                    table: E::TABLE,
+                    source: e,
+                },
+            };
             find_by_id::<E, _>(&conn, id)
                 .await
-                .map_err(insert_err)?
+                .map_err(read_back_err)?
                 .ok_or(Error::NotFound {
                     table: E::TABLE,
                     id,

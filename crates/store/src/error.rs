@@ -82,16 +82,15 @@ pub enum Error {
         #[source]
         source: DbErr,
     },
-    /// The database could not take the statement now: it could not be
-    /// reached, the connection broke, or the server refused work for the
-    /// time being (PostgreSQL: a standby, which is read-only, or a server
-    /// shutting down or starting up; MariaDB: `read_only`, or a Galera node
-    /// that is not synced). This is what writes meet while a primary fails
-    /// over. Retryable: [`Store::transaction`](crate::Store::transaction)
-    /// runs its closure again. A single write made outside a transaction
-    /// whose connection broke while the statement was in flight may have
-    /// been applied: retry it only if it is safe to apply twice (an update
-    /// with its `lastchange` is: the second attempt is a conflict).
+    /// The database could not take the statement now: no connection could
+    /// be had, a read's connection broke, or the server refused work for
+    /// the time being (PostgreSQL: a standby, which is read-only, or a
+    /// server shutting down or starting up; MariaDB: `read_only`, or a
+    /// Galera node that is not synced). This is what requests meet while a
+    /// primary fails over. Nothing was written: retryable, and
+    /// [`Store::transaction`](crate::Store::transaction) runs its closure
+    /// again. (A write whose connection broke under it is
+    /// [`Error::WriteUnknown`].)
     #[error("{operation} on {table}: the database is unavailable")]
     Unavailable {
         /// What the store was doing.
@@ -99,6 +98,23 @@ pub enum Error {
         /// The table, or `"-"` for transaction control.
         table: &'static str,
         /// The driver's or server's error.
+        #[source]
+        source: DbErr,
+    },
+    /// The connection broke while a write was on it (outside a transaction,
+    /// or inside one, which is then lost): whether the database applied it
+    /// is not known. Not retryable: re-read before trying again (an update
+    /// or delete that carries `lastchange` is safe to repeat; it conflicts
+    /// if the first went through).
+    #[error(
+        "the connection broke during the {operation} on {table}; it may or may not have been applied"
+    )]
+    WriteUnknown {
+        /// The write.
+        operation: Operation,
+        /// The table.
+        table: &'static str,
+        /// The driver's error.
         #[source]
         source: DbErr,
     },

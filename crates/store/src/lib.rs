@@ -40,7 +40,7 @@ mod store;
 mod transaction;
 mod upsert;
 
-pub use cluster::{BadPosition, Cluster, ClusterError, CommitPosition, ReadFrom};
+pub use cluster::{BadPosition, Cluster, ClusterError, CommitPosition, ReadFrom, WeakCluster};
 pub use crud::MAX_PAGE;
 pub use error::{Conflict, Error, InvalidReason, Operation, Refusal, Result};
 pub use lastchange::truncate_to_micros;

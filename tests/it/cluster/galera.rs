@@ -396,7 +396,7 @@ async fn a_gtid_position_routes_reads_to_a_node_that_has_the_write() {
     let read = reader.get::<user::Entity>(ada.id).await.expect("read");
     assert_eq!(read.map(|u| u.id), Some(ada.id));
     // A PostgreSQL position means nothing here.
-    let lsn: CommitPosition = "pg:0/1".parse().expect("lsn");
+    let lsn: CommitPosition = "pg:1:0/1".parse().expect("lsn");
     assert!(cluster.read_route(Some(&lsn)).await.is_err());
 }
 

@@ -158,7 +158,7 @@ async fn postgres_a_commit_position_makes_later_reads_include_the_write() {
         .await
         .expect("position")
         .expect("PostgreSQL has one");
-    assert!(matches!(position, CommitPosition::Postgres(_)));
+    assert!(matches!(position, CommitPosition::Postgres { .. }));
     // The token survives the trip through a client as text.
     let position: CommitPosition = position.to_string().parse().expect("round trip");
 

@@ -66,14 +66,18 @@ pub(super) async fn accepts_writes(db: &DatabaseConnection) -> Result<bool, DbEr
     Ok(row.map(|row| row.try_get::<i64>("", "w")).transpose()? == Some(1))
 }
 
-/// Connects to each candidate in turn and returns the first that takes
-/// writes, with its index. Each candidate gets at most `per_candidate`.
+/// Connects to every candidate and returns the one that takes writes, with
+/// its index. Each candidate gets at most `per_candidate`. If several take
+/// writes (an old primary back without having been turned into a replica:
+/// split brain), none is chosen: writing to the wrong one would lose data.
 pub(super) async fn find_primary(
     candidates: &[String],
     settings: &PoolSettings,
     per_candidate: Duration,
 ) -> Result<(usize, DatabaseConnection), ClusterError> {
     let mut tried = Vec::with_capacity(candidates.len());
+    let mut found: Option<(usize, DatabaseConnection)> = None;
+    let mut writable = Vec::new();
     for (i, url) in candidates.iter().enumerate() {
         let attempt = async {
             let db = super::open(url, settings, false).await?;
@@ -87,14 +91,29 @@ pub(super) async fn find_primary(
             }
         };
         let outcome = match tokio::time::timeout(per_candidate, attempt).await {
-            Ok(Ok(Some(db))) => return Ok((i, db)),
+            Ok(Ok(Some(db))) => {
+                writable.push(super::endpoint(url));
+                if found.is_none() {
+                    found = Some((i, db));
+                } else {
+                    let _ = db.close().await;
+                }
+                "takes writes".to_owned()
+            }
             Ok(Ok(None)) => "read-only (a replica)".to_owned(),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {per_candidate:?}"),
         };
         tried.push(format!("{}: {outcome}", super::endpoint(url)));
     }
-    Err(ClusterError::NoPrimary { tried })
+    match found {
+        Some((_, db)) if writable.len() > 1 => {
+            let _ = db.close().await;
+            Err(ClusterError::SeveralPrimaries { writable })
+        }
+        Some(found) => Ok(found),
+        None => Err(ClusterError::NoPrimary { tried }),
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use futures::future::join_all;
 use super::candidates::{accepts_writes, find_primary};
 use super::{CommitPosition, Inner, PER_CANDIDATE, Primary};
 
-/// The most samples of the primary's position kept.
-const MAX_SAMPLES: usize = 256;
+/// The most samples of the primary's position kept, whatever the check
+/// interval (enough for a minute of lag checked every 10 ms).
+const MAX_SAMPLES: usize = 8192;
 
 /// A replica's health as last checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +57,11 @@ impl ReplicaState {
         }
     }
 
-    /// Whether reads may go to this replica.
+    /// Whether reads may go to this replica: it answered, and its lag is
+    /// known and within `max_lag`. (A lag that cannot be measured, on a
+    /// database without commit positions, bounds nothing: not used.)
     pub(super) fn usable(&self, max_lag: Duration) -> bool {
-        self.problem.is_none() && self.lag.is_none_or(|lag| lag <= max_lag)
+        self.problem.is_none() && self.lag.is_some_and(|lag| lag <= max_lag)
     }
 
     /// A read failed on it: skip it until a check finds it well again.
@@ -85,7 +88,9 @@ pub(super) struct History {
 
 impl History {
     /// Records the primary at `position` now, forgetting samples older than
-    /// `keep` (but never the newest).
+    /// `keep` (but never the newest). A sample dropped only for room makes
+    /// every lag measured from the samples kept at least `keep`: see
+    /// [`lag`](Self::lag).
     fn record(&mut self, now: Instant, position: CommitPosition, keep: Duration) {
         if self
             .samples
@@ -114,6 +119,11 @@ impl History {
             .iter()
             .find(|(_, sample)| !at.reached(sample))
             .map_or(Duration::ZERO, |(t, _)| now.duration_since(*t))
+    }
+
+    /// The newest sample: where the primary was at the last check.
+    fn newest(&self) -> Option<&CommitPosition> {
+        self.samples.back().map(|(_, position)| position)
     }
 
     fn is_empty(&self) -> bool {
@@ -164,6 +174,11 @@ pub(super) async fn check(inner: &Inner) {
                     .record(Instant::now(), position, keep);
             }
         }
+        // Slow, not gone: a busy pool is no reason to look for another
+        // primary (and a wrong one found that way would be worse).
+        Err(_) => {
+            tracing::warn!("the primary did not answer its check within {limit:?}");
+        }
         outcome => {
             let why = match outcome {
                 Ok(Ok(_)) => "it is read-only".to_owned(),
@@ -195,19 +210,30 @@ pub(super) async fn check(inner: &Inner) {
         let mut state = replica.state();
         match asked {
             Ok(Ok((false, position))) => {
-                state.problem = None;
                 state.lag = match &position {
                     Some(at) if !history.is_empty() => Some(history.lag(now, at)),
                     _ => None,
                 };
+                state.problem = match (&position, history.newest()) {
+                    (_, None) => Some("the primary's position is not known yet".into()),
+                    (None, Some(_)) => Some("it reports no position (not streaming?)".into()),
+                    (
+                        Some(CommitPosition::Postgres { timeline, .. }),
+                        Some(CommitPosition::Postgres {
+                            timeline: primary, ..
+                        }),
+                    ) if *timeline != super::position::UNKNOWN_TIMELINE && timeline != primary => Some(format!(
+                        "on timeline {timeline}, the primary on {primary}: it does not follow it"
+                    )),
+                    _ => match state.lag {
+                        Some(lag) if lag > inner.settings.replica_max_lag => Some(format!(
+                            "lags {lag:?}, more than the allowed {:?}",
+                            inner.settings.replica_max_lag
+                        )),
+                        _ => None,
+                    },
+                };
                 state.position = position;
-                if !state.usable(inner.settings.replica_max_lag) {
-                    state.problem = Some(format!(
-                        "lags {:?}, more than the allowed {:?}",
-                        state.lag.unwrap_or_default(),
-                        inner.settings.replica_max_lag
-                    ));
-                }
             }
             Ok(Ok((true, _))) => {
                 state.problem = Some("not a replica: it takes writes (promoted?)".into());
@@ -248,9 +274,21 @@ async fn fail_over(inner: &Inner) {
                     .unwrap_or_else(PoisonError::into_inner),
                 Primary { db, at },
             );
-            // The old primary's history means nothing on the new one.
+            // The old primary's history means nothing on the new one, and
+            // no replica is read until a check has seen it follow the new
+            // primary.
             *inner.history.lock().unwrap_or_else(PoisonError::into_inner) = History::default();
-            let _ = old.db.close().await;
+            for replica in &inner.replicas {
+                replica
+                    .state()
+                    .failed("the primary changed; not checked against the new one yet".into());
+            }
+            inner
+                .no_positions
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            // Closing waits for the connections still checked out (requests
+            // stuck on the old primary): not in the way of the next check.
+            tokio::spawn(async move { old.db.close().await });
         }
         Err(e) => tracing::warn!(error = %e, "no primary found yet"),
     }
@@ -261,54 +299,34 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test inputs are literals
     use super::*;
 
+    fn pg(lsn: u64) -> CommitPosition {
+        CommitPosition::Postgres { timeline: 1, lsn }
+    }
+
     #[test]
     fn lag_is_the_age_of_the_oldest_sample_not_applied() {
         let t0 = Instant::now();
         let keep = Duration::from_secs(60);
         let mut history = History::default();
         for (s, lsn) in [(0, 100), (1, 100), (2, 200), (3, 300)] {
-            history.record(
-                t0 + Duration::from_secs(s),
-                CommitPosition::Postgres(lsn),
-                keep,
-            );
+            history.record(t0 + Duration::from_secs(s), pg(lsn), keep);
         }
         let now = t0 + Duration::from_secs(4);
-        assert_eq!(
-            history.lag(now, &CommitPosition::Postgres(300)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            history.lag(now, &CommitPosition::Postgres(250)),
-            Duration::from_secs(1)
-        );
+        assert_eq!(history.lag(now, &pg(300)), Duration::ZERO);
+        assert_eq!(history.lag(now, &pg(250)), Duration::from_secs(1));
         // 200 was first seen at 2 s (the repeated 100 kept its first date).
-        assert_eq!(
-            history.lag(now, &CommitPosition::Postgres(150)),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            history.lag(now, &CommitPosition::Postgres(50)),
-            Duration::from_secs(4)
-        );
+        assert_eq!(history.lag(now, &pg(150)), Duration::from_secs(2));
+        assert_eq!(history.lag(now, &pg(50)), Duration::from_secs(4));
     }
 
     #[test]
     fn old_samples_are_forgotten_but_the_newest_is_kept() {
         let t0 = Instant::now();
         let mut history = History::default();
-        history.record(t0, CommitPosition::Postgres(1), Duration::from_secs(1));
-        history.record(
-            t0 + Duration::from_secs(5),
-            CommitPosition::Postgres(2),
-            Duration::from_secs(1),
-        );
+        history.record(t0, pg(1), Duration::from_secs(1));
+        history.record(t0 + Duration::from_secs(5), pg(2), Duration::from_secs(1));
         assert_eq!(history.samples.len(), 1);
-        history.record(
-            t0 + Duration::from_secs(9),
-            CommitPosition::Postgres(2),
-            Duration::from_secs(1),
-        );
+        history.record(t0 + Duration::from_secs(9), pg(2), Duration::from_secs(1));
         assert_eq!(
             history.samples.len(),
             1,

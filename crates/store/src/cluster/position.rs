@@ -13,33 +13,49 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 /// domains. Anything longer is refused before it is parsed.
 pub const MAX_TOKEN_BYTES: usize = 512;
 
+/// The timeline of a replica that does not let its role see it
+/// (`pg_stat_wal_receiver` needs superuser or `pg_read_all_stats`): its
+/// position is compared by LSN alone.
+pub(crate) const UNKNOWN_TIMELINE: u32 = 0;
+
 /// The most replication domains a MariaDB position may name.
 const MAX_DOMAINS: usize = 32;
 
 /// A point in the primary's commit history: every commit up to it is
 /// included in a read from a server that has reached it.
 ///
-/// Text form: `pg:<LSN>` (PostgreSQL, e.g. `pg:0/3000148`) or
-/// `gtid:<domain>-<server>-<seq>[,…]` (MariaDB, e.g. `gtid:0-1-42`).
+/// Text form: `pg:<timeline>:<LSN>` (PostgreSQL, e.g. `pg:1:0/3000148`) or
+/// `gtid:<domain>-<server>-<seq>[,…]` (MariaDB, e.g. `gtid:0-1-42`). A
+/// PostgreSQL position is reached only on its own timeline: after a
+/// failover (a new timeline) a replica still on the old one reaches none of
+/// the new primary's positions, and positions handed out before the
+/// failover are read from the primary.
 ///
 /// ```
 /// use roster_store::CommitPosition;
 ///
-/// let written: CommitPosition = "pg:0/3000148".parse()?;
-/// let replayed: CommitPosition = "pg:0/3000200".parse()?;
+/// let written: CommitPosition = "pg:1:0/3000148".parse()?;
+/// let replayed: CommitPosition = "pg:1:0/3000200".parse()?;
 /// assert!(replayed.reached(&written));
 /// assert!(!written.reached(&replayed));
-/// assert_eq!(written.to_string(), "pg:0/3000148");
+/// assert_eq!(written.to_string(), "pg:1:0/3000148");
+/// // Another timeline (a failover happened): not reached, whatever the LSN.
+/// assert!(!"pg:2:0/9000000".parse::<CommitPosition>()?.reached(&written));
 ///
 /// let gtid: CommitPosition = "gtid:0-1-42,1-2-7".parse()?;
 /// assert!("gtid:0-1-42,1-3-9".parse::<CommitPosition>()?.reached(&gtid));
-/// assert!("pg:0/garbage".parse::<CommitPosition>().is_err());
+/// assert!("pg:1:0/garbage".parse::<CommitPosition>().is_err());
 /// # Ok::<(), roster_store::BadPosition>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CommitPosition {
-    /// A PostgreSQL WAL location (log sequence number).
-    Postgres(u64),
+    /// A PostgreSQL WAL location (log sequence number) on a timeline.
+    Postgres {
+        /// The timeline: 1, and one more after each promotion.
+        timeline: u32,
+        /// The WAL location.
+        lsn: u64,
+    },
     /// A MariaDB GTID position: per replication domain, the server id and
     /// sequence number of its last transaction.
     Gtid(BTreeMap<u32, (u32, u64)>),
@@ -65,7 +81,15 @@ impl CommitPosition {
     /// of different backends never reach each other.
     pub fn reached(&self, target: &CommitPosition) -> bool {
         match (self, target) {
-            (Self::Postgres(at), Self::Postgres(target)) => at >= target,
+            (
+                Self::Postgres { timeline, lsn },
+                Self::Postgres {
+                    timeline: target_timeline,
+                    lsn: target_lsn,
+                },
+            ) => {
+                (*timeline == UNKNOWN_TIMELINE || timeline == target_timeline) && lsn >= target_lsn
+            }
             (Self::Gtid(at), Self::Gtid(target)) => target
                 .iter()
                 .all(|(domain, &(_, seq))| at.get(domain).is_some_and(|&(_, s)| s >= seq)),
@@ -76,7 +100,7 @@ impl CommitPosition {
     /// The backend whose history this position is in.
     pub fn backend(&self) -> DbBackend {
         match self {
-            Self::Postgres(_) => DbBackend::Postgres,
+            Self::Postgres { .. } => DbBackend::Postgres,
             Self::Gtid(_) => DbBackend::MySql,
         }
     }
@@ -85,13 +109,17 @@ impl CommitPosition {
     /// or before it. `None` where the database keeps no such history
     /// (SQLite; MariaDB/MySQL without a binary log).
     pub async fn of_primary(db: &DatabaseConnection) -> Result<Option<Self>, DbErr> {
-        let backend = db.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => "SELECT pg_current_wal_lsn()::text AS p",
-            DbBackend::MySql => "SELECT @@global.gtid_binlog_pos AS p",
-            _ => return Ok(None),
-        };
-        Self::query(db, sql).await
+        match db.get_database_backend() {
+            // The insert location: past every commit record written, even
+            // one still in the WAL buffers (`synchronous_commit = off`).
+            DbBackend::Postgres => {
+                let sql = "SELECT pg_current_wal_insert_lsn()::text AS p, \
+                           substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8) AS t";
+                Self::query(db, sql).await
+            }
+            DbBackend::MySql => Self::query(db, "SELECT @@global.gtid_binlog_pos AS p").await,
+            _ => Ok(None),
+        }
     }
 
     /// How far a replica has applied the primary's history: PostgreSQL's
@@ -99,8 +127,12 @@ impl CommitPosition {
     /// binlogged and what it applied as a replica.
     pub async fn of_replica(db: &DatabaseConnection) -> Result<Option<Self>, DbErr> {
         match db.get_database_backend() {
+            // The timeline it receives, where the role may see it (else
+            // unknown: compared by LSN alone).
             DbBackend::Postgres => {
-                Self::query(db, "SELECT pg_last_wal_replay_lsn()::text AS p").await
+                let sql = "SELECT pg_last_wal_replay_lsn()::text AS p, \
+                           (SELECT lpad(to_hex(received_tli), 8, '0') FROM pg_stat_wal_receiver) AS t";
+                Self::query(db, sql).await
             }
             DbBackend::MySql => {
                 let binlog = Self::query(db, "SELECT @@global.gtid_binlog_pos AS p").await?;
@@ -113,20 +145,29 @@ impl CommitPosition {
 
     async fn query(db: &DatabaseConnection, sql: &str) -> Result<Option<Self>, DbErr> {
         let backend = db.get_database_backend();
-        let row = db
+        let Some(row) = db
             .query_one_raw(Statement::from_string(backend, sql))
-            .await?;
-        let Some(text) = row
-            .map(|row| row.try_get::<Option<String>>("", "p"))
-            .transpose()?
-            .flatten()
+            .await?
         else {
             return Ok(None);
         };
+        let Some(reported) = row.try_get::<Option<String>>("", "p")? else {
+            return Ok(None);
+        };
+        let text = reported.as_str();
         let parsed = match backend {
-            DbBackend::Postgres => parse_lsn(&text).map(Self::Postgres),
+            DbBackend::Postgres => {
+                let timeline = row
+                    .try_get::<Option<String>>("", "t")?
+                    .unwrap_or_else(|| UNKNOWN_TIMELINE.to_string());
+                u32::from_str_radix(&timeline, 16)
+                    .map_err(|_| BadPosition::new("bad timeline"))
+                    .and_then(|timeline| {
+                        parse_lsn(text).map(|lsn| Self::Postgres { timeline, lsn })
+                    })
+            }
             _ if text.trim().is_empty() => return Ok(None),
-            _ => parse_gtid(&text).map(Self::Gtid),
+            _ => parse_gtid(text).map(Self::Gtid),
         };
         parsed
             .map(Some)
@@ -153,7 +194,9 @@ fn merge(a: Option<CommitPosition>, b: Option<CommitPosition>) -> Option<CommitP
 impl fmt::Display for CommitPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Postgres(lsn) => write!(f, "pg:{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF),
+            Self::Postgres { timeline, lsn } => {
+                write!(f, "pg:{timeline}:{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+            }
             Self::Gtid(domains) => {
                 f.write_str("gtid:")?;
                 for (i, (domain, (server, seq))) in domains.iter().enumerate() {
@@ -175,8 +218,12 @@ impl FromStr for CommitPosition {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(BadPosition::new("too long"));
         }
-        if let Some(lsn) = token.strip_prefix("pg:") {
-            return parse_lsn(lsn).map(Self::Postgres);
+        if let Some(rest) = token.strip_prefix("pg:") {
+            let (timeline, lsn) = rest
+                .split_once(':')
+                .ok_or(BadPosition::new("a PostgreSQL position is timeline:LSN"))?;
+            let timeline: u32 = decimal(timeline, "timeline out of range")?;
+            return parse_lsn(lsn).map(|lsn| Self::Postgres { timeline, lsn });
         }
         if let Some(gtid) = token.strip_prefix("gtid:") {
             return parse_gtid(gtid).map(Self::Gtid);
@@ -238,9 +285,9 @@ mod tests {
     #[test]
     fn tokens_round_trip() {
         for token in [
-            "pg:0/0",
-            "pg:1/3000148",
-            "pg:FFFFFFFF/FFFFFFFF",
+            "pg:1:0/0",
+            "pg:1:1/3000148",
+            "pg:7:FFFFFFFF/FFFFFFFF",
             "gtid:0-1-42,7-2-9",
         ] {
             let position: CommitPosition = token.parse().unwrap();
@@ -248,8 +295,11 @@ mod tests {
         }
         // PostgreSQL prints hex in capitals; lower case parses the same.
         assert_eq!(
-            "pg:a/b".parse::<CommitPosition>().unwrap(),
-            CommitPosition::Postgres((10 << 32) | 11)
+            "pg:1:a/b".parse::<CommitPosition>().unwrap(),
+            CommitPosition::Postgres {
+                timeline: 1,
+                lsn: (10 << 32) | 11
+            }
         );
     }
 
@@ -260,10 +310,14 @@ mod tests {
             "",
             "pg:",
             "pg:0",
-            "pg:/1",
-            "pg:123456789/0",
-            "pg:0/xyz",
-            "pg:-1/0",
+            "pg:0/1",
+            "pg:1:0",
+            "pg:1:/1",
+            "pg:x:0/1",
+            "pg:99999999999:0/1",
+            "pg:1:123456789/0",
+            "pg:1:0/xyz",
+            "pg:1:-1/0",
             "gtid:",
             "gtid:0-1",
             "gtid:0-1-2-3",
@@ -286,7 +340,11 @@ mod tests {
         assert!(!behind_in_one.reached(&target));
         assert!(!missing_one.reached(&target));
         assert!(ahead.reached(&target));
-        assert!(!CommitPosition::Postgres(u64::MAX).reached(&target));
+        let lsn = CommitPosition::Postgres {
+            timeline: 1,
+            lsn: u64::MAX,
+        };
+        assert!(!lsn.reached(&target));
     }
 
     #[test]

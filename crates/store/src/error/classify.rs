@@ -12,7 +12,12 @@ impl Error {
     /// Classifies an error returned by `COMMIT`: one without a server error
     /// code (a broken connection) leaves the outcome unknown.
     pub(crate) fn from_commit(err: DbErr) -> Self {
-        if db_error::backend_code(&err).is_none() && !db_error::is_timeout(&err) {
+        // A broken connection, or a server leaving service (a Galera node
+        // dropping out of the cluster, a shutdown) while COMMIT was in
+        // flight: whether it committed is not known.
+        if (db_error::backend_code(&err).is_none() && !db_error::is_timeout(&err))
+            || db_error::is_refused_for_now(&err)
+        {
             return Self::CommitUnknown { source: err };
         }
         Self::from_db(Operation::Commit, "-", err)
@@ -22,6 +27,15 @@ impl Error {
     pub(crate) fn from_db(operation: Operation, table: &'static str, err: DbErr) -> Self {
         if db_error::is_timeout(&err) {
             return Self::Timeout {
+                operation,
+                table,
+                source: err,
+            };
+        }
+        // The connection broke under a write: whether the database applied
+        // it is not known (an autocommit statement may have committed).
+        if operation.writes() && db_error::broke_in_flight(&err) {
+            return Self::WriteUnknown {
                 operation,
                 table,
                 source: err,

@@ -175,6 +175,14 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Whether it writes rows: insert, update, delete, upsert.
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Self::Insert | Self::Update | Self::Delete | Self::Upsert
+        )
+    }
+
     /// The word error messages use for it.
     pub fn as_str(self) -> &'static str {
         match self {
