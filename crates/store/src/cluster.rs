@@ -149,6 +149,16 @@ pub struct ReadTarget {
     pub from: ReadFrom,
 }
 
+impl ReadTarget {
+    /// A [`Store`] for the request: reads through this route (with loaders
+    /// of its own), writes to the route's primary.
+    pub fn into_store(self) -> Store {
+        let primary = self.route.primary_connection().clone();
+        let loaders = Loaders::routed(self.route, Arc::new(LoaderMetrics::new()));
+        Store::with_loaders(primary, loaders)
+    }
+}
+
 /// A primary and its read replicas, with their health. Cheap to clone;
 /// share one per process. See the [module documentation](self).
 #[derive(Clone)]
@@ -431,10 +441,7 @@ impl Cluster {
     /// A [`Store`] for one request: its reads routed by
     /// [`read_route`](Self::read_route), its writes to the primary.
     pub async fn store(&self, after: Option<&CommitPosition>) -> Result<Store, ClusterError> {
-        let target = self.read_route(after).await?;
-        let primary = target.route.primary_connection().clone();
-        let loaders = Loaders::routed(target.route, Arc::new(LoaderMetrics::new()));
-        Ok(Store::with_loaders(primary, loaders))
+        Ok(self.read_route(after).await?.into_store())
     }
 
     /// A handle that does not keep the cluster (its pools and its checks)

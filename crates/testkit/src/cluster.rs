@@ -28,11 +28,13 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use tokio::sync::OnceCell;
 
 use crate::discovery::{Backend, admin_connect, announce, named_notice, required};
-use crate::test_db::{drop_database, unique_name, with_database};
+use crate::test_db::{
+    drop_database, drop_detached, end_mysql_sessions, unique_name, with_database,
+};
 
 /// A PostgreSQL primary and its streaming replicas (hot standbys), by admin
 /// URL (database `postgres`).
@@ -457,48 +459,18 @@ impl Drop for ClusterDb {
     fn drop(&mut self) {
         let (backend, name, admin_urls) =
             (self.backend, self.name.clone(), self.admin_urls.clone());
-        // As TestDb: `Drop` cannot await, so a thread with its own runtime.
-        let dropper = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                if backend == Backend::MySql {
-                    // Every Galera node's sessions in the database end first:
-                    // one left inside a transaction would hold the metadata
-                    // lock the replicated DROP waits for on its node.
-                    for url in &admin_urls[1..] {
-                        kill_sessions(url, &name).await?;
-                    }
+        drop_detached(&self.name, async move {
+            if backend == Backend::MySql {
+                // Every Galera node's sessions in the database end first:
+                // one left inside a transaction would hold the metadata
+                // lock the replicated DROP waits for on its node.
+                for url in &admin_urls[1..] {
+                    let admin = admin_connect(url).await?;
+                    end_mysql_sessions(&admin, &name).await?;
+                    let _ = admin.close().await;
                 }
-                drop_database(backend, &admin_urls[0], &name).await
-            })
+            }
+            drop_database(backend, &admin_urls[0], &name).await
         });
-        match dropper.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("roster-testkit: could not drop {}: {e}", self.name),
-            Err(_) => eprintln!("roster-testkit: dropping {} panicked", self.name),
-        }
     }
-}
-
-/// Ends the sessions on the MariaDB node at `admin_url` that use database `name`.
-async fn kill_sessions(admin_url: &str, name: &str) -> Result<(), String> {
-    let admin = admin_connect(admin_url).await?;
-    let rows = admin
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::MySql,
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
-            [name.into()],
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-    for row in rows {
-        if let Ok(id) = row.try_get_by_index::<u64>(0) {
-            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
-        }
-    }
-    let _ = admin.close().await;
-    Ok(())
 }

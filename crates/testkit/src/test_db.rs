@@ -183,21 +183,54 @@ impl Drop for TestDb {
             return; // SQLite: the temporary directory removes itself.
         };
         let (backend, name) = (self.backend, self.name.clone());
-        // `Drop` cannot await, and the test's runtime may be shutting down:
-        // drop the database from a thread with a runtime of its own.
-        let dropper = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(drop_database(backend, &admin_url, &name))
+        drop_detached(&self.name, async move {
+            drop_database(backend, &admin_url, &name).await
         });
-        match dropper.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("roster-testkit: could not drop {}: {e}", self.name),
-            Err(_) => eprintln!("roster-testkit: dropping {} panicked", self.name),
+    }
+}
+
+/// Runs `drop` (a database's removal) to its end from `Drop`, which cannot
+/// await while the test's runtime may be shutting down: on a thread with a
+/// runtime of its own. A failure is reported on stderr, naming `name`.
+pub(crate) fn drop_detached(
+    name: &str,
+    drop: impl std::future::Future<Output = Result<(), String>> + Send + 'static,
+) {
+    let dropper = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(drop)
+    });
+    match dropper.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("roster-testkit: could not drop {name}: {e}"),
+        Err(_) => eprintln!("roster-testkit: dropping {name} panicked"),
+    }
+}
+
+/// Ends the sessions on the MySQL/MariaDB server behind `admin` that use
+/// database `name`: one left inside a transaction (a panicking test) holds
+/// metadata locks that would make `DROP DATABASE` wait.
+pub(crate) async fn end_mysql_sessions(
+    admin: &DatabaseConnection,
+    name: &str,
+) -> Result<(), String> {
+    let rows = admin
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::MySql,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+            [name.into()],
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    for row in rows {
+        if let Ok(id) = row.try_get_by_index::<u64>(0) {
+            let _ = admin.execute_unprepared(&format!("KILL {id}")).await;
         }
     }
+    Ok(())
 }
 
 pub(crate) async fn drop_database(
@@ -218,21 +251,7 @@ pub(crate) async fn drop_database(
             run(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?
         }
         Backend::MySql => {
-            // A connection left inside a transaction (a panicking test) holds
-            // metadata locks that would make DROP DATABASE wait: end it first.
-            let rows = admin
-                .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                    DbBackend::MySql,
-                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
-                    [name.into()],
-                ))
-                .await
-                .map_err(|e| e.to_string())?;
-            for row in rows {
-                if let Ok(id) = row.try_get_by_index::<u64>(0) {
-                    let _ = run(format!("KILL {id}")).await;
-                }
-            }
+            end_mysql_sessions(&admin, name).await?;
             run(format!("DROP DATABASE IF EXISTS `{name}`")).await?
         }
         Backend::Sqlite => return Ok(()),

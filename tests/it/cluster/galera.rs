@@ -173,10 +173,7 @@ async fn thirty_two_racers_on_three_nodes_one_wins() {
     let Some(nodes) = Nodes::new("cluster::galera::thirty_two_racers").await else {
         return;
     };
-    let row = new_user(&nodes.store(0), "start").await;
-    for conn in &nodes.pools {
-        wait_for_user(conn, row.id, |stored| stored == &row).await;
-    }
+    let row = contested_row(&nodes).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let attempts = Arc::new(AtomicU32::new(0));
     let racers = (0..32).map(|i| {
@@ -211,10 +208,31 @@ async fn thirty_two_racers_on_three_nodes_one_wins() {
         .collect();
     let retries = attempts.load(Ordering::Relaxed) - 32;
     eprintln!("galera: 32 racers over 3 nodes: {retries} retries");
+    assert_one_winner(&nodes, &row, &results).await;
+    nodes.close().await;
+}
+
+/// A user every node has, for the racers to fight over.
+async fn contested_row(nodes: &Nodes) -> user::Model {
+    let row = new_user(&nodes.store(0), "start").await;
+    for conn in &nodes.pools {
+        wait_for_user(conn, row.id, |stored| stored == &row).await;
+    }
+    row
+}
+
+/// Of racers that all updated `row` with its version: exactly one won;
+/// every other got a conflict showing the winner's row; every node ends
+/// with the winner's row.
+async fn assert_one_winner(
+    nodes: &Nodes,
+    row: &user::Model,
+    results: &[Result<user::Model, Error>],
+) {
     let winners: Vec<&user::Model> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     assert_eq!(winners.len(), 1, "exactly one racer wins: {results:?}");
     let winner = winners[0];
-    for result in &results {
+    for result in results {
         match result {
             Ok(_) => {}
             Err(Error::Conflict(conflict)) => {
@@ -229,7 +247,6 @@ async fn thirty_two_racers_on_three_nodes_one_wins() {
             wait_for_user(conn, row.id, |stored| stored.lastchange != row.lastchange).await;
         assert_eq!(&stored, winner, "every node stores the winner's row");
     }
-    nodes.close().await;
 }
 
 /// User `id` on `conn`, once `check` is true of it.
@@ -389,10 +406,7 @@ async fn a_gtid_position_routes_reads_to_a_node_that_has_the_write() {
         "{:?}",
         target.from
     );
-    let reader = Store::with_loaders(
-        cluster.primary(),
-        roster::store::Loaders::routed(target.route, Default::default()),
-    );
+    let reader = target.into_store();
     let read = reader.get::<user::Entity>(ada.id).await.expect("read");
     assert_eq!(read.map(|u| u.id), Some(ada.id));
     // A PostgreSQL position means nothing here.
@@ -409,10 +423,7 @@ async fn thirty_two_plain_updates_on_three_nodes_one_wins() {
     let Some(nodes) = Nodes::new("cluster::galera::plain_racers").await else {
         return;
     };
-    let row = new_user(&nodes.store(0), "start").await;
-    for conn in &nodes.pools {
-        wait_for_user(conn, row.id, |stored| stored == &row).await;
-    }
+    let row = contested_row(&nodes).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let racers = (0..32).map(|i| {
         let (store, barrier, row) = (nodes.store(i), barrier.clone(), row.clone());
@@ -428,17 +439,14 @@ async fn thirty_two_plain_updates_on_three_nodes_one_wins() {
         .into_iter()
         .map(|r| r.expect("racer"))
         .collect();
-    let winners: Vec<&user::Model> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one racer wins: {results:?}");
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Err(Error::Conflict(_))))
-        .count();
-    assert_eq!(conflicts, 31, "{results:?}");
-    for conn in &nodes.pools {
-        let stored =
-            wait_for_user(conn, row.id, |stored| stored.lastchange != row.lastchange).await;
-        assert_eq!(&stored, winners[0], "every node stores the winner's row");
-    }
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| matches!(r, Err(Error::Conflict(_))))
+            .count(),
+        31,
+        "{results:?}"
+    );
+    assert_one_winner(&nodes, &row, &results).await;
     nodes.close().await;
 }

@@ -165,10 +165,7 @@ async fn postgres_a_commit_position_makes_later_reads_include_the_write() {
     // Without it, the delayed replica answers: the write is missing.
     let without = delayed.read_route(None).await.expect("route");
     assert_eq!(without.from, ReadFrom::Replica(0));
-    let store = Store::with_loaders(
-        delayed.primary(),
-        roster_store::Loaders::routed(without.route, Default::default()),
-    );
+    let store = without.into_store();
     assert_eq!(store.get::<user::Entity>(ada.id).await.expect("get"), None);
 
     // With it, the delayed replica cannot reach it within the causal wait:
@@ -182,34 +179,14 @@ async fn postgres_a_commit_position_makes_later_reads_include_the_write() {
         "gave up after {waited:?}"
     );
     assert!(waited < Duration::from_secs(2), "waited {waited:?}");
-    let store = Store::with_loaders(
-        delayed.primary(),
-        roster_store::Loaders::routed(with.route, Default::default()),
-    );
-    assert_eq!(
-        store
-            .get::<user::Entity>(ada.id)
-            .await
-            .expect("get")
-            .map(|u| u.id),
-        Some(ada.id)
-    );
+    let store = with.into_store();
+    assert_eq!(read_id(&store, ada.id).await, Some(ada.id));
 
     // A streaming replica gets there within the wait: it answers, with the write.
     let with = streaming.read_route(Some(&position)).await.expect("route");
     assert_eq!(with.from, ReadFrom::Replica(0));
-    let store = Store::with_loaders(
-        streaming.primary(),
-        roster_store::Loaders::routed(with.route, Default::default()),
-    );
-    assert_eq!(
-        store
-            .get::<user::Entity>(ada.id)
-            .await
-            .expect("get")
-            .map(|u| u.id),
-        Some(ada.id)
-    );
+    let store = with.into_store();
+    assert_eq!(read_id(&store, ada.id).await, Some(ada.id));
 
     // A MariaDB position means nothing to a PostgreSQL cluster.
     let gtid: CommitPosition = "gtid:0-1-1".parse().expect("gtid");
@@ -457,4 +434,10 @@ fn closed_port() -> String {
     let addr = listener.local_addr().expect("addr");
     drop(listener);
     addr.to_string()
+}
+
+/// The id of user `id` as `store` reads it (`None`: not there).
+async fn read_id(store: &Store, id: i64) -> Option<i64> {
+    let read = store.get::<user::Entity>(id).await.expect("get");
+    read.map(|u| u.id)
 }
